@@ -1,0 +1,49 @@
+"""hf_coreset: pick the most useful small subset (a coreset) of a multimodal ``datasets.Dataset``.
+
+Importing the package adds ``select_coreset`` to ``datasets.Dataset`` and ``datasets.DatasetDict``
+(unless those classes already have such an attribute).
+
+Example:
+    >>> import datasets, hf_coreset
+    >>> ds = datasets.Dataset.from_dict({"text": [f"row {i}" for i in range(20)]})
+    >>> ds.select_coreset(method="random", budget=0.25).num_rows
+    5
+"""
+
+from . import methods  # noqa: F401  (registers the built-in methods)
+from .api import select_coreset
+from .config import EmbeddingSelectionConfig, SelectionConfig
+from .errors import (
+    BadFeaturesError,
+    CoresetInputError,
+    MissingColumnError,
+    UnknownMethodError,
+    UnreadableImageError,
+)
+from .integrations.datasets import install_accessors
+from .registry import available_methods, get_method, register_method
+from .result import SelectionResult, get_selection_result
+from .selector import EmbeddingSelector, FeatureSet, Selector
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BadFeaturesError",
+    "CoresetInputError",
+    "EmbeddingSelectionConfig",
+    "EmbeddingSelector",
+    "FeatureSet",
+    "MissingColumnError",
+    "SelectionConfig",
+    "SelectionResult",
+    "Selector",
+    "UnknownMethodError",
+    "UnreadableImageError",
+    "available_methods",
+    "get_method",
+    "get_selection_result",
+    "register_method",
+    "select_coreset",
+]
+
+install_accessors()

@@ -1,0 +1,68 @@
+"""Configuration dataclasses shared by every selection method.
+
+A method's options live in a plain dataclass (scikit-learn style: no work in ``__init__``, everything
+validated in ``__post_init__`` so a bad option fails before any heavy work starts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import CoresetInputError
+
+AGGREGATIONS = ("concat", "mean", "sum")
+
+
+@dataclass
+class SelectionConfig:
+    """Options every method has.
+
+    Attributes:
+        seed: seed of every random choice the method makes; the same seed gives the same indices.
+    """
+
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise CoresetInputError(f"seed must be a non-negative int, got {self.seed!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full config as a JSON-ready dict (used in the provenance of every selection)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class EmbeddingSelectionConfig(SelectionConfig):
+    """Options of methods that work on one aggregated vector per row.
+
+    Attributes:
+        aggregation: how per-modality embeddings become one vector: ``"concat"`` (each block L2-normalised,
+            then concatenated), ``"mean"`` or ``"sum"`` (element-wise; blocks must have the same width).
+        reduce: optional dimensionality reduction after aggregation, ``"pca:K"`` or ``"umap:K"``
+            (UMAP needs ``pip install umap-learn``).
+    """
+
+    aggregation: str = "concat"
+    reduce: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.aggregation not in AGGREGATIONS:
+            raise CoresetInputError(
+                f"aggregation must be one of {list(AGGREGATIONS)}, got {self.aggregation!r}."
+            )
+        if self.reduce is not None:
+            parse_reduce(self.reduce)  # fail early on a malformed spec
+
+
+def parse_reduce(spec: str) -> tuple[str, int]:
+    """Split a reduction spec such as ``"pca:1024"`` into ``("pca", 1024)``."""
+    kind, _, size = str(spec).partition(":")
+    if kind not in ("pca", "umap") or not size.isdigit() or int(size) < 1:
+        raise CoresetInputError(
+            f"reduce must look like 'pca:K' or 'umap:K' with K a positive int, got {spec!r}."
+        )
+    return kind, int(size)

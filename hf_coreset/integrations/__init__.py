@@ -1,0 +1,1 @@
+"""Glue to the Hugging Face libraries: the ``Dataset.select_coreset`` accessor."""

@@ -1,0 +1,12 @@
+"""Built-in selection methods, one package each (config.py + selector.py), registered by name here."""
+
+from ..registry import register_method
+from .dq import DQConfig, DQSelector
+from .herding import HerdingConfig, HerdingSelector
+from .kcenter import KCenterConfig, KCenterSelector
+from .random import RandomConfig, RandomSelector
+
+register_method("random", RandomConfig, RandomSelector)
+register_method("kcenter", KCenterConfig, KCenterSelector)
+register_method("herding", HerdingConfig, HerdingSelector)
+register_method("dq", DQConfig, DQSelector)

@@ -1,0 +1,75 @@
+"""Method registry: a name maps to a config dataclass and a selector class.
+
+Third parties add their own method with :func:`register_method`; ``select_coreset(method=NAME)`` then
+finds it like a built-in one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .config import SelectionConfig
+from .errors import UnknownMethodError
+
+if TYPE_CHECKING:
+    from .selector import Selector
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    config_class: type[SelectionConfig]
+    selector_class: type[Selector]
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register_method(
+    name: str,
+    config_class: type[SelectionConfig],
+    selector_class: type[Selector],
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Make ``select_coreset(method=name)`` use ``selector_class`` configured by ``config_class``.
+
+    Example:
+        >>> import numpy as np
+        >>> from dataclasses import dataclass
+        >>> from hf_coreset import register_method, SelectionConfig, Selector
+        >>> @dataclass
+        ... class FirstRowsConfig(SelectionConfig):
+        ...     pass
+        >>> class FirstRows(Selector):
+        ...     needs_features = False
+        ...     def _select(self, features, budget):
+        ...         return np.arange(budget), np.zeros(budget), {}
+        >>> register_method("first_rows", FirstRowsConfig, FirstRows)
+    """
+    from .selector import Selector
+
+    if not (isinstance(config_class, type) and issubclass(config_class, SelectionConfig)):
+        raise TypeError(f"config_class must subclass hf_coreset.SelectionConfig, got {config_class!r}.")
+    if not (isinstance(selector_class, type) and issubclass(selector_class, Selector)):
+        raise TypeError(f"selector_class must subclass hf_coreset.Selector, got {selector_class!r}.")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"A method named {name!r} is already registered; pass overwrite=True to replace it.")
+    _REGISTRY[name] = MethodSpec(name, config_class, selector_class)
+
+
+def get_method(name: str) -> MethodSpec:
+    """The registered method ``name``; an unknown name raises and lists the known ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownMethodError(
+            f"Unknown method {name!r}. Known methods: {', '.join(available_methods())}. "
+            "Register your own with hf_coreset.register_method."
+        ) from None
+
+
+def available_methods() -> list[str]:
+    """Names of all registered methods, sorted."""
+    return sorted(_REGISTRY)

@@ -1,0 +1,112 @@
+"""The outcome of a selection: which rows, their scores, and how the choice was made."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# The selection is stored as JSON in ``Dataset.info.description`` under this key, so it survives
+# ``save_to_disk`` / ``load_from_disk`` and travels with the data.
+DESCRIPTION_KEY = "hf_coreset_selection"
+
+
+@dataclass
+class SelectionResult:
+    """Indices, scores, diagnostics and provenance of one ``select_coreset`` call.
+
+    Attributes:
+        indices: row indices into the source dataset, in the order the method picked them.
+        scores: one score per picked row, aligned with ``indices`` (what the score means is method-specific:
+            see ``provenance["score_meaning"]``).
+        diagnostics: method-specific figures (e.g. bin sizes for ``dq``).
+        provenance: method, full config, seed, budget, source fingerprint, rows in/out, rows dropped and why,
+            timings and library versions.
+
+    Example:
+        >>> import datasets, hf_coreset
+        >>> ds = datasets.Dataset.from_dict({"x": list(range(10))})
+        >>> core = hf_coreset.select_coreset(ds, method="random", budget=3, seed=0)
+        >>> result = hf_coreset.get_selection_result(core)
+        >>> len(result.indices), result.provenance["method"]
+        (3, 'random')
+    """
+
+    indices: np.ndarray
+    scores: np.ndarray
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ranks(self) -> np.ndarray:
+        """Pick order of each row of ``indices`` (0 = picked first)."""
+        return np.arange(len(self.indices))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "indices": [int(i) for i in self.indices],
+            "scores": [_json_float(s) for s in self.scores],
+            "diagnostics": _jsonable(self.diagnostics),
+            "provenance": _jsonable(self.provenance),
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SelectionResult:
+        return cls(
+            indices=np.asarray(data["indices"], dtype=np.int64),
+            scores=np.asarray([math.nan if s is None else s for s in data["scores"]], dtype=np.float64),
+            diagnostics=data.get("diagnostics", {}),
+            provenance=data.get("provenance", {}),
+        )
+
+
+def _json_float(value: Any) -> float | None:
+    """JSON has no NaN or infinity: store them as null (k-center's first pick has an infinite score)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn numpy scalars and arrays (nested in dicts and lists) into plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return _json_float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def attach_result(description: str | None, result: SelectionResult) -> str:
+    """Return a ``DatasetInfo.description`` that carries ``result`` and keeps the source's description."""
+    return json.dumps({DESCRIPTION_KEY: result.to_dict(), "source_description": description or ""})
+
+
+def get_selection_result(dataset: Any) -> SelectionResult:
+    """Read back the :class:`SelectionResult` that ``select_coreset`` stored in the returned dataset.
+
+    Works after ``save_to_disk`` / ``load_from_disk`` too.
+
+    Raises:
+        ValueError: the dataset was not produced by ``select_coreset``.
+    """
+    try:
+        payload = json.loads(dataset.info.description or "")
+        return SelectionResult.from_dict(payload[DESCRIPTION_KEY])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(
+            "This dataset carries no hf_coreset selection: only datasets returned by "
+            "select_coreset (or saved from one) do."
+        ) from err

@@ -1,0 +1,71 @@
+"""The base class of every selection method, and the feature container it receives."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .config import SelectionConfig
+
+
+@dataclass
+class FeatureSet:
+    """Per-row features of the candidate pool.
+
+    Attributes:
+        n_rows: number of candidate rows.
+        blocks: modality or column name -> float array of shape ``(n_rows, d)``, in a fixed order
+            (image first, then text, or the order of ``embedding_columns``). Empty for methods that
+            need no features (``random``).
+    """
+
+    n_rows: int
+    blocks: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Selector(abc.ABC):
+    """Picks ``budget`` rows out of a :class:`FeatureSet`.
+
+    Subclasses set ``needs_features`` and implement ``_select``. After :meth:`fit` the fitted state is
+    available scikit-learn style: ``indices_`` (pick order), ``scores_`` (aligned with ``indices_``) and
+    ``diagnostics_``.
+    """
+
+    needs_features: ClassVar[bool] = True
+    # What a score means, written into the provenance so that the score column is self-explaining.
+    score_meaning: ClassVar[str] = ""
+
+    def __init__(self, config: SelectionConfig):
+        self.config = config
+
+    def fit(self, features: FeatureSet, budget: int) -> Selector:
+        indices, scores, diagnostics = self._select(features, budget)
+        self.indices_ = np.asarray(indices, dtype=np.int64)
+        self.scores_ = np.asarray(scores, dtype=np.float64)
+        self.diagnostics_ = diagnostics
+        if len(self.indices_) != budget or len(np.unique(self.indices_)) != budget:
+            raise RuntimeError(
+                f"{type(self).__name__} returned {len(self.indices_)} indices "
+                f"({len(np.unique(self.indices_))} unique) for a budget of {budget}: this is a bug in the method."
+            )
+        return self
+
+    def make_rng(self) -> np.random.Generator:
+        """A new generator seeded from the config: every fit with the same seed draws the same numbers."""
+        return np.random.default_rng(self.config.seed)
+
+    @abc.abstractmethod
+    def _select(self, features: FeatureSet, budget: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Return ``(indices, scores, diagnostics)`` with exactly ``budget`` unique indices."""
+
+
+class EmbeddingSelector(Selector):
+    """A selector that works on one vector per row, built by the config's aggregation and reduction."""
+
+    def embed(self, features: FeatureSet) -> np.ndarray:
+        from .features.aggregate import embed_rows
+
+        return embed_rows(features.blocks, self.config.aggregation, self.config.reduce, self.config.seed)
