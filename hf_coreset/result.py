@@ -60,16 +60,17 @@ class SelectionResult:
     def from_dict(cls, data: dict[str, Any]) -> SelectionResult:
         return cls(
             indices=np.asarray(data["indices"], dtype=np.int64),
-            scores=np.asarray([math.nan if s is None else s for s in data["scores"]], dtype=np.float64),
+            scores=np.asarray([float(s) for s in data["scores"]], dtype=np.float64),
             diagnostics=data.get("diagnostics", {}),
             provenance=data.get("provenance", {}),
         )
 
 
-def _json_float(value: Any) -> float | None:
-    """JSON has no NaN or infinity: store them as null (k-center's first pick has an infinite score)."""
+def _json_float(value: Any) -> float | str:
+    """JSON has no NaN or infinity: store them as the strings "nan", "inf", "-inf", which float() reads back
+    (k-center's first pick has an infinite score)."""
     value = float(value)
-    return value if math.isfinite(value) else None
+    return value if math.isfinite(value) else str(value)
 
 
 def _jsonable(value: Any) -> Any:

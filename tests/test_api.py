@@ -1,0 +1,160 @@
+"""The public API: accessor, registry, and a clear error for every kind of bad input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+import pytest
+
+import hf_coreset
+from hf_coreset import (
+    BadFeaturesError,
+    CoresetInputError,
+    MissingColumnError,
+    SelectionConfig,
+    Selector,
+    UnknownMethodError,
+    get_selection_result,
+)
+
+EMBEDDINGS = ["img_emb", "txt_emb"]
+
+
+def test_dataset_accessor_matches_the_function(embedding_dataset):
+    via_accessor = embedding_dataset.select_coreset(method="kcenter", budget=15, embedding_columns=EMBEDDINGS)
+    via_function = hf_coreset.select_coreset(embedding_dataset, "kcenter", 15, embedding_columns=EMBEDDINGS)
+    assert via_accessor["caption"] == via_function["caption"]
+
+
+def test_dataset_dict_accessor_selects_per_split(embedding_dataset):
+    dd = datasets.DatasetDict({"train": embedding_dataset, "test": embedding_dataset.select(range(50))})
+    core = dd.select_coreset(method="random", budget=0.1)
+    assert {split: core[split].num_rows for split in core} == {"train": 20, "test": 5}
+
+
+def test_accessor_never_overwrites_an_existing_attribute(monkeypatch):
+    from hf_coreset.integrations.datasets import install_accessors
+
+    sentinel = object()
+    monkeypatch.setattr(datasets.Dataset, "select_coreset", sentinel, raising=False)
+    assert install_accessors()["Dataset"] is False
+    assert datasets.Dataset.select_coreset is sentinel
+
+
+def test_source_dataset_is_left_untouched(embedding_dataset):
+    before = (embedding_dataset._fingerprint, embedding_dataset.info.description, embedding_dataset.num_rows)
+    hf_coreset.select_coreset(embedding_dataset, "dq", 0.1, embedding_columns=EMBEDDINGS, return_scores=True)
+    assert (embedding_dataset._fingerprint, embedding_dataset.info.description, embedding_dataset.num_rows) == before
+
+
+def test_source_description_is_kept(embedding_dataset):
+    embedding_dataset.info.description = "my pairs"
+    core = hf_coreset.select_coreset(embedding_dataset, "random", 3)
+    import json
+
+    assert json.loads(core.info.description)["source_description"] == "my pairs"
+
+
+def test_get_selection_result_refuses_a_plain_dataset(embedding_dataset):
+    with pytest.raises(ValueError, match="carries no hf_coreset selection"):
+        get_selection_result(embedding_dataset)
+
+
+def test_third_party_method_registers_and_runs(embedding_dataset):
+    @dataclass
+    class EveryOtherConfig(SelectionConfig):
+        offset: int = 0
+
+    class EveryOther(Selector):
+        needs_features = False
+        score_meaning = "row parity"
+
+        def _select(self, features, budget):
+            picks = np.arange(self.config.offset, features.n_rows, 2)[:budget]
+            return picks, np.ones(budget), {"offset": self.config.offset}
+
+    hf_coreset.register_method("every_other_test", EveryOtherConfig, EveryOther)
+    assert "every_other_test" in hf_coreset.available_methods()
+    core = embedding_dataset.select_coreset("every_other_test", 4, offset=1)
+    assert get_selection_result(core).indices.tolist() == [1, 3, 5, 7]
+    with pytest.raises(ValueError, match="already registered"):
+        hf_coreset.register_method("every_other_test", EveryOtherConfig, EveryOther)
+
+
+# ---- bad input: each raises a clear error before any heavy work -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"method": "nope", "budget": 5}, UnknownMethodError, r"Unknown method 'nope'. Known methods: .*dq"),
+        ({"method": "random", "budget": 0}, CoresetInputError, r"budget=0 rows is out of range.*1\.\.200"),
+        ({"method": "random", "budget": -3}, CoresetInputError, r"out of range"),
+        ({"method": "random", "budget": 201}, CoresetInputError, r"budget=201 rows.*200 rows"),
+        ({"method": "random", "budget": 1.5}, CoresetInputError, r"not a fraction in \(0, 1\]"),
+        ({"method": "random", "budget": 0.0}, CoresetInputError, r"not a fraction in \(0, 1\]"),
+        ({"method": "random", "budget": "10%"}, CoresetInputError, r"budget must be an int"),
+        ({"method": "random", "budget": True}, CoresetInputError, r"budget must be an int"),
+        ({"method": "dq", "budget": 5, "num_binz": 3}, CoresetInputError, r"Unknown option.*num_binz.*num_bins"),
+        ({"method": "dq", "budget": 5, "num_bins": 0, "embedding_columns": EMBEDDINGS}, CoresetInputError,
+         r"num_bins must be a positive int"),
+        ({"method": "kcenter", "budget": 5, "aggregation": "max", "embedding_columns": EMBEDDINGS},
+         CoresetInputError, r"aggregation must be one of"),
+        ({"method": "dq", "budget": 5, "reduce": "tsne:2", "embedding_columns": EMBEDDINGS}, CoresetInputError,
+         r"reduce must look like 'pca:K'"),
+        ({"method": "kcenter", "budget": 5}, CoresetInputError, r"needs features: pass embedding_columns"),
+        ({"method": "kcenter", "budget": 5, "embedding_columns": ["nope"]}, MissingColumnError,
+         r"Column 'nope' is not in the dataset. Its columns are: \['img_emb', 'txt_emb', 'caption'\]"),
+        ({"method": "kcenter", "budget": 5, "embedding_columns": "img_emb"}, CoresetInputError,
+         r"must be a list of column names"),
+        ({"method": "kcenter", "budget": 5, "image_column": "photo"}, MissingColumnError, r"'photo'"),
+        ({"method": "kcenter", "budget": 5, "text_column": "caption"}, CoresetInputError,
+         r"text_column='caption' is given but no text_encoder"),
+        ({"method": "kcenter", "budget": 5, "embedding_columns": ["caption"]}, BadFeaturesError,
+         r"'caption' has type string, expected one list of numbers"),
+        ({"method": "random", "budget": 5, "seed": -1}, CoresetInputError, r"seed must be a non-negative int"),
+    ],
+)
+def test_bad_input_raises_a_clear_error(embedding_dataset, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        hf_coreset.select_coreset(embedding_dataset, **kwargs)
+
+
+def test_every_input_error_is_a_value_error():
+    for error in (CoresetInputError, UnknownMethodError, MissingColumnError, BadFeaturesError):
+        assert issubclass(error, ValueError)
+
+
+def test_empty_dataset_is_refused():
+    empty = datasets.Dataset.from_dict({"emb": []})
+    with pytest.raises(CoresetInputError, match="empty"):
+        hf_coreset.select_coreset(empty, "random", 1)
+
+
+def test_a_dataset_dict_passed_to_the_function_is_refused_with_the_fix(embedding_dataset):
+    with pytest.raises(CoresetInputError, match=r"call it per split"):
+        hf_coreset.select_coreset(datasets.DatasetDict({"train": embedding_dataset}), "random", 1)
+
+
+@pytest.mark.parametrize(
+    "vectors, message",
+    [
+        ([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0, 3.0], [0.0, 1.0]], r"ragged: row 2 has 3 values, row 0 has 2"),
+        ([[1.0, 2.0], [1.0, float("nan")], [1.0, 2.0], [0.0, 1.0]], r"NaN or inf in row 1"),
+        ([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0], [float("inf"), 1.0]], r"NaN or inf in row 3"),
+        ([[1.0, 2.0], None, [1.0, 2.0], [0.0, 1.0]], r"no vector in row 1"),
+    ],
+)
+def test_bad_embedding_column_names_the_first_bad_row(vectors, message):
+    ds = datasets.Dataset.from_dict({"emb": vectors})
+    with pytest.raises(BadFeaturesError, match=message):
+        hf_coreset.select_coreset(ds, "kcenter", 2, embedding_columns=["emb"])
+
+
+def test_selection_of_a_selection_refreshes_the_score_columns(embedding_dataset):
+    first = hf_coreset.select_coreset(embedding_dataset, "herding", 50, embedding_columns=EMBEDDINGS,
+                                      return_scores=True)
+    second = hf_coreset.select_coreset(first, "kcenter", 10, embedding_columns=EMBEDDINGS, return_scores=True)
+    assert sorted(second["coreset_rank"]) == list(range(10))

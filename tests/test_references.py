@@ -1,0 +1,116 @@
+"""Each method against a slow, obvious reference on small inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+import hf_coreset
+from hf_coreset.features.aggregate import aggregate_blocks, l2_normalize, reduce_dimensions
+from hf_coreset.methods.dq import graphcut_bins, naive_graphcut_bins
+from hf_coreset.methods.dq.selector import per_bin_counts
+from hf_coreset.methods.kcenter import farthest_point_greedy
+from hf_coreset.selector import FeatureSet
+
+
+def brute_force_farthest_point(x, budget, first):
+    distances = cdist(x, x)
+    picked = [first]
+    while len(picked) < budget:
+        to_set = distances[:, picked].min(axis=1)
+        to_set[picked] = -1
+        picked.append(int(np.argmax(to_set)))
+    return np.array(picked)
+
+
+def test_kcenter_equals_brute_force_farthest_point_on_500_rows():
+    x = np.random.default_rng(3).normal(size=(500, 16))
+    fast, radii = farthest_point_greedy(x, 60, first=11, chunk_size=37)  # odd chunk size: exercises chunking
+    np.testing.assert_array_equal(fast, brute_force_farthest_point(x, 60, 11))
+    # radii[t] is the distance from pick t to the rows picked before it.
+    distances = cdist(x, x)
+    for t in range(1, 60):
+        assert radii[t] == pytest.approx(distances[fast[t], fast[:t]].min(), rel=1e-9)
+    assert np.isinf(radii[0])
+
+
+def test_kcenter_selector_uses_the_seeded_first_pick_and_concat_aggregation():
+    rng = np.random.default_rng(0)
+    blocks = {"image": rng.normal(size=(500, 10)), "text": rng.normal(size=(500, 4))}
+    selector = hf_coreset.get_method("kcenter").selector_class(hf_coreset.get_method("kcenter").config_class(seed=5))
+    selector.fit(FeatureSet(500, blocks), 40)
+    x = np.concatenate([l2_normalize(blocks["image"]), l2_normalize(blocks["text"])], axis=1)
+    first = int(np.random.default_rng(5).integers(500))
+    np.testing.assert_array_equal(selector.indices_, brute_force_farthest_point(x, 40, first))
+
+
+def test_herding_equals_brute_force_mean_matching():
+    x = np.random.default_rng(1).normal(size=(120, 5))
+    spec = hf_coreset.get_method("herding")
+    selector = spec.selector_class(spec.config_class()).fit(FeatureSet(120, {"v": x}), 15)
+    x = l2_normalize(x)  # concat aggregation of a single block = its L2-normalised rows
+    mu, picked = x.mean(axis=0), []
+    for _ in range(15):
+        gaps = [np.inf if i in picked else np.linalg.norm(mu - x[picked + [i]].mean(axis=0)) for i in range(120)]
+        picked.append(int(np.argmin(gaps)))
+    np.testing.assert_array_equal(selector.indices_, picked)
+
+
+@pytest.mark.parametrize("num_bins", [1, 7, 20])
+def test_dq_fast_graphcut_equals_naive_greedy_on_300_rows(num_bins):
+    x = np.random.default_rng(2).normal(size=(300, 24))
+    fast_bins, fast_gains = graphcut_bins(x, num_bins)
+    naive_bins, naive_gains = naive_graphcut_bins(x, num_bins)
+    assert len(fast_bins) == len(naive_bins) == num_bins
+    for fast, naive, fg, ng in zip(fast_bins, naive_bins, fast_gains, naive_gains):
+        np.testing.assert_array_equal(fast, naive)
+        np.testing.assert_allclose(fg, ng, rtol=1e-9, atol=1e-9)
+    # The bins partition the rows.
+    assert sorted(np.concatenate(fast_bins).tolist()) == list(range(300))
+
+
+def test_dq_draws_from_each_bins_own_indices():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 8))
+    spec = hf_coreset.get_method("dq")
+    selector = spec.selector_class(spec.config_class(num_bins=8, seed=3)).fit(FeatureSet(400, {"v": x}), 40)
+    bins, _ = graphcut_bins(x, 8)
+    bin_of_row = {int(row): b for b, members in enumerate(bins) for row in members}
+    # Every pick belongs to the bin it is reported in, and each bin gives rho * |bin| = 5 rows. (The study's
+    # script used positions inside a bin as dataset indices, which would put picks outside their bin.)
+    for index, reported_bin in zip(selector.indices_, selector.diagnostics_["bin_of_pick"]):
+        assert bin_of_row[int(index)] == reported_bin
+    np.testing.assert_array_equal(selector.diagnostics_["picked_per_bin"], [5] * 8)
+
+
+def test_per_bin_counts_sum_to_the_budget():
+    sizes = np.array([34, 33, 33])
+    for budget in range(1, 101):
+        counts = per_bin_counts(sizes, budget)
+        assert counts.sum() == budget and (counts <= sizes).all()
+
+
+def test_aggregations():
+    image, text = np.array([[3.0, 4.0]]), np.array([[0.0, 2.0]])
+    np.testing.assert_allclose(aggregate_blocks({"i": image, "t": text}, "concat"), [[0.6, 0.8, 0.0, 1.0]])
+    np.testing.assert_allclose(aggregate_blocks({"i": image, "t": text}, "mean"), [[1.5, 3.0]])
+    np.testing.assert_allclose(aggregate_blocks({"i": image, "t": text}, "sum"), [[3.0, 6.0]])
+    with pytest.raises(ValueError, match="equal widths.*concat"):
+        aggregate_blocks({"i": image, "t": np.ones((1, 3))}, "mean")
+
+
+def test_pca_reduction_keeps_the_requested_components():
+    x = np.random.default_rng(0).normal(size=(50, 20))
+    assert reduce_dimensions(x, "pca:5").shape == (50, 5)
+    assert reduce_dimensions(x, "pca:1024").shape == (50, 20)  # capped by the data
+    assert reduce_dimensions(x, None) is x
+
+
+def test_dq_with_mean_aggregation_and_pca_runs_end_to_end(embedding_dataset):
+    ds = embedding_dataset.map(lambda row: {"txt_emb2": [2 * v for v in row["txt_emb"]]})  # two 6-d blocks
+    core = hf_coreset.select_coreset(ds, "dq", 0.1, embedding_columns=["txt_emb", "txt_emb2"],
+                                     aggregation="mean", reduce="pca:4")
+    assert core.num_rows == 20
+    config = hf_coreset.get_selection_result(core).provenance["config"]
+    assert config["aggregation"] == "mean" and config["reduce"] == "pca:4"
