@@ -32,7 +32,8 @@ def parse_budget(text: str) -> int | float:
             return float(text[:-1]) / 100.0
         return int(text) if text.lstrip("-").isdigit() else float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"budget must be a row count, a fraction or a percentage, got {text!r}")
+        message = f"budget must be a row count, a fraction or a percentage, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def parse_option(text: str) -> tuple[str, Any]:

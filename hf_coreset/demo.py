@@ -53,7 +53,7 @@ def run_demo(budget: int | float = 0.1, methods: Sequence[str] | None = None) ->
 
 
 def _print_table(rows: list[dict], budget: int | float) -> None:
-    print(f"| method | rows | selection time (s) | coverage: mean distance to nearest selected (lower is better) |")
+    print("| method | rows | selection time (s) | coverage: mean distance to nearest selected (lower is better) |")
     print("|---|---:|---:|---:|")
     for row in rows:
         print(f"| {row['method']} | {row['rows']} | {row['time_s']:.2f} | {row['coverage']:.4f} |")
