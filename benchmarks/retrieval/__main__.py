@@ -1,0 +1,184 @@
+"""Train-on-coreset retrieval benchmark: dataset x budget x method x noise, r_mean mean +- std over seeds.
+
+    python -m benchmarks.retrieval --quick            # Open Clip Art, 10 % and 100 %, 1 seed, noise 0 / 0.5
+    python -m benchmarks.retrieval                    # the full grid (hours on 2 CPU cores)
+    python -m benchmarks.retrieval --datasets openclipart --budgets 0.05 0.1 --methods random dq --seeds 0 1 2
+
+Features come from the library's own feature stage (offline EfficientNet-Lite0 and all-MiniLM-L6-v2, cached
+by fingerprint), selections from ``hf_coreset.select_coreset`` on the (possibly noisy) training pairs, recall
+from the ``evaluate`` module in ``hf_coreset/metrics/retrieval_recall``. Writes a Markdown table, the raw runs
+as JSON and a plot of r_mean against the budget to ``benchmarks/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import datasets
+import evaluate
+import numpy as np
+import torch
+
+import hf_coreset
+from hf_coreset.features import encode_dataset, load_offline_image_encoder, load_offline_text_encoder
+from hf_coreset.metrics import RETRIEVAL_RECALL_PATH
+from hf_coreset.noise import caption_permutation
+
+from .data import LOADERS
+from .train import DualEncoderHeads, train_heads
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+FULL = "full"
+
+
+def encode_splits(splits: datasets.DatasetDict, encoders: dict) -> dict[str, dict[str, np.ndarray]]:
+    features = {}
+    for split, ds in splits.items():
+        encoded = encode_dataset(ds, image_column="image", text_column="caption", **encoders)
+        if encoded.failed_rows:
+            raise RuntimeError(f"{split}: rows failed to encode: {encoded.failed_rows}")
+        features[split] = {**encoded.embeddings, "label": np.asarray(ds["label"])}
+    return features
+
+
+def recall_of(model: DualEncoderHeads, test: dict, metric) -> dict[str, float]:
+    with torch.no_grad():
+        model.eval()
+        image_out, text_out = model(torch.as_tensor(test["image"]), torch.as_tensor(test["text"]))
+    return metric.compute(image_embeddings=image_out.numpy(), text_embeddings=text_out.numpy(),
+                          labels=test["label"])
+
+
+def select(pool: datasets.Dataset, method: str, budget: float, seed: int) -> tuple[np.ndarray, float]:
+    if method == FULL:
+        return np.arange(pool.num_rows), 0.0
+    core = hf_coreset.select_coreset(pool, method, budget, embedding_columns=["img_emb", "txt_emb"], seed=seed,
+                                     show_progress=False)
+    result = hf_coreset.get_selection_result(core)
+    return result.indices, result.provenance["timings"]["selection_s"]
+
+
+def run_grid(args) -> list[dict]:
+    metric = evaluate.load(RETRIEVAL_RECALL_PATH)
+    encoders = {"image_encoder": load_offline_image_encoder(), "text_encoder": load_offline_text_encoder()}
+    runs = []
+    for name in args.datasets:
+        features = encode_splits(LOADERS[name](), encoders)
+        train, test = features["train"], features["test"]
+        print(f"{name}: {len(train['image'])} train / {len(test['image'])} test pairs", flush=True)
+        untrained = recall_of(DualEncoderHeads(train["image"].shape[1], train["text"].shape[1]), test, metric)
+        runs.append({"dataset": name, "method": "untrained", "budget": 0.0, "noise": 0.0, "seed": 0,
+                     "heads": "mlp", **untrained})
+        for noise in args.noise:
+            for seed in args.seeds:
+                source = caption_permutation(len(train["text"]), noise, seed=seed)
+                texts, mismatched = train["text"][source], source != np.arange(len(source))
+                pool = datasets.Dataset.from_dict({"img_emb": train["image"], "txt_emb": texts})
+                for budget in args.budgets:
+                    for method in ([FULL] if budget >= 1.0 else args.methods):
+                        indices, select_s = select(pool, method, budget, seed)
+                        for heads in args.heads:
+                            if heads != "mlp" and budget not in args.cross_budgets:
+                                continue
+                            started = time.perf_counter()
+                            model = train_heads(train["image"][indices], texts[indices], kind=heads,
+                                                steps=args.steps, seed=seed)
+                            scores = recall_of(model, test, metric)
+                            runs.append({"dataset": name, "method": method, "budget": budget, "noise": noise,
+                                         "seed": seed, "heads": heads, "rows": len(indices),
+                                         "mismatched_selected": int(mismatched[indices].sum()),
+                                         "selection_s": select_s, "train_s": time.perf_counter() - started,
+                                         **scores})
+                            print(f"  {name} noise={noise} seed={seed} {method}@{budget} {heads}: "
+                                  f"r_mean {scores['r_mean']:.2f}", flush=True)
+    return runs
+
+
+def summarise(runs: list[dict]) -> str:
+    """Markdown: one row per (dataset, noise, heads, method), one column per budget, r_mean mean +- std."""
+    budgets = sorted({r["budget"] for r in runs if r["method"] not in ("untrained",)})
+    keys = sorted({(r["dataset"], r["noise"], r["heads"], r["method"]) for r in runs if r["method"] != "untrained"},
+                  key=lambda k: (k[0], k[1], k[2], k[3] != "random", k[3]))
+    lines = ["| dataset | noise | heads | method | " + " | ".join(f"{b:.0%}" for b in budgets)
+             + " | mismatched selected (at each budget) | selection time (s) |",
+             "|---|---:|---|---|" + "---:|" * len(budgets) + "---|---:|"]
+    for dataset, noise, heads, method in keys:
+        cells, mismatch, times = [], [], []
+        for budget in budgets:
+            group = [r for r in runs if (r["dataset"], r["noise"], r["heads"], r["method"], r["budget"])
+                     == (dataset, noise, heads, method, budget)]
+            if not group:  # the full-data row has only the 100 % column, methods only the others
+                cells.append("")
+                continue
+            values = np.array([r["r_mean"] for r in group])
+            cells.append(f"{values.mean():.2f} ± {values.std():.2f}")
+            mismatch.append(f"{np.mean([r['mismatched_selected'] for r in group]):.0f}/{group[0]['rows']}")
+            times.append(np.mean([r["selection_s"] for r in group]))
+        lines.append(f"| {dataset} | {noise:.0%} | {heads} | {method} | " + " | ".join(cells)
+                     + f" | {', '.join(mismatch)} | {np.mean(times):.2f} |")
+    for r in runs:
+        if r["method"] == "untrained":
+            lines.append(f"\nUntrained heads on {r['dataset']}: r_mean {r['r_mean']:.2f} (chance level).")
+    return "\n".join(lines)
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(r["dataset"], r["noise"]) for r in runs if r["method"] != "untrained" and r["heads"] == "mlp"})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (dataset, noise) in zip(axes[0], panels):
+        mine = [r for r in runs if r["dataset"] == dataset and r["noise"] == noise and r["heads"] == "mlp"]
+        full = [r["r_mean"] for r in mine if r["method"] == FULL]
+        for method in sorted({r["method"] for r in mine} - {FULL}):
+            budgets = sorted({r["budget"] for r in mine if r["method"] == method})
+            means = [np.mean([r["r_mean"] for r in mine if r["method"] == method and r["budget"] == b])
+                     for b in budgets]
+            ax.plot([100 * b for b in budgets], means, "--" if method == "random" else "-", marker="o", label=method)
+        if full:
+            ax.axhline(np.mean(full), color="grey", linestyle=":", label="full data")
+        ax.set(xscale="log", xlabel="budget (% of training pairs)", ylabel="r_mean (%)",
+               title=f"{dataset}, caption noise {noise:.0%}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="Open Clip Art, budgets 10 %% and 100 %%, 1 seed")
+    parser.add_argument("--datasets", nargs="+", default=["openclipart", "fashion_mnist"], choices=sorted(LOADERS))
+    parser.add_argument("--budgets", nargs="+", type=float, default=[0.01, 0.05, 0.1, 0.2, 1.0])
+    parser.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
+    parser.add_argument("--noise", nargs="+", type=float, default=[0.0, 0.2, 0.5])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--heads", nargs="+", default=["mlp", "linear"], choices=["mlp", "linear"])
+    parser.add_argument("--cross-budgets", nargs="+", type=float, default=[0.1],
+                        help="budgets at which non-MLP heads are also trained (cross-architecture)")
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--tag", default=None, help="name of the result files (default: quick or full)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.datasets, args.budgets, args.seeds, args.noise = ["openclipart"], [0.1, 1.0], [0], [0.0, 0.5]
+    args.methods = args.methods or hf_coreset.available_methods()
+    tag = args.tag or ("quick" if args.quick else "full")
+
+    started = time.perf_counter()
+    runs = run_grid(args)
+    table = summarise(runs)
+    RESULTS.mkdir(exist_ok=True)
+    command = "python -m benchmarks.retrieval " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    (RESULTS / f"retrieval_{tag}.md").write_text(f"Command: `{command}`\n\n{table}\n")
+    (RESULTS / f"retrieval_{tag}.json").write_text(json.dumps({"command": command, "runs": runs}, indent=1))
+    plot(runs, RESULTS / f"retrieval_{tag}.png")
+    print(f"\n{table}\n\nTotal {time.perf_counter() - started:.0f} s; results in {RESULTS}/retrieval_{tag}.*")
+
+
+if __name__ == "__main__":
+    main()
