@@ -24,4 +24,4 @@ def mean_nearest_selected_distance(x: np.ndarray, selected: np.ndarray, chunk_si
         block = x[start : start + chunk_size]
         sq = np.einsum("ij,ij->i", block, block)[:, None] - 2.0 * block @ centers.T + center_sq[None, :]
         total += np.sqrt(np.maximum(sq.min(axis=1), 0.0)).sum()
-    return total / len(x)
+    return float(total / len(x))

@@ -1,0 +1,47 @@
+"""The runnable examples in the public docstrings run and print what they say (cheap modules only; the
+offline-encoder examples load real weights and run in the slow suite)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+CHEAP_MODULES = [
+    "hf_coreset",
+    "hf_coreset.api",
+    "hf_coreset.result",
+    "hf_coreset.registry",
+    "hf_coreset.validation",
+    "hf_coreset.noise",
+    "hf_coreset.features.aggregate",
+    "hf_coreset.metrics.coverage",
+    "hf_coreset.metrics.retrieval",
+    "hf_coreset.data",
+]
+
+
+@pytest.fixture(autouse=True)
+def _restore_registry():
+    """The register_method example registers a method: take it out again after the test."""
+    from hf_coreset import registry
+
+    saved = dict(registry._REGISTRY)
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)
+
+
+@pytest.mark.parametrize("name", CHEAP_MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    failures, attempted = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert attempted > 0, f"{name} has no example"
+    assert failures == 0
+
+
+@pytest.mark.slow
+def test_offline_encoder_examples():
+    module = importlib.import_module("hf_coreset.features.pretrained")
+    assert doctest.testmod(module).failed == 0
