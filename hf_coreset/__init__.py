@@ -21,6 +21,7 @@ from .errors import (
     UnreadableImageError,
 )
 from .integrations.datasets import install_accessors
+from .integrations.hub import push_to_hub, render_trained_on_coreset_section
 from .registry import available_methods, get_method, register_method
 from .result import SelectionResult, get_selection_result
 from .selector import EmbeddingSelector, FeatureSet, Selector
@@ -42,7 +43,9 @@ __all__ = [
     "available_methods",
     "get_method",
     "get_selection_result",
+    "push_to_hub",
     "register_method",
+    "render_trained_on_coreset_section",
     "select_coreset",
 ]
 

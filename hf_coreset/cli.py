@@ -1,6 +1,8 @@
 """hf-coreset: select a coreset of a dataset from the command line.
 
     hf-coreset select PATH --method dq --budget 0.1 --output out/
+    hf-coreset select PATH --method dq --budget 0.1 --output out/ --push-to-hub me/my-coreset [--private]
+    hf-coreset push out/ me/my-coreset [--private] [--exist-ok]
     hf-coreset methods
     hf-coreset demo
 """
@@ -146,7 +148,47 @@ def cmd_select(args: argparse.Namespace) -> int:
     dropped = {reason: info["count"] for reason, info in result.provenance["rows_dropped"].items()}
     print(f"{args.method}: kept {subset.num_rows} of {dataset.num_rows} rows"
           f"{f', dropped {dropped}' if dropped else ''} -> {args.output}")
+    if args.push_to_hub:
+        source_id = args.source if _looks_like_hub_id(args.source) else None
+        return _push(subset, args.push_to_hub, args, source=dataset, source_id=source_id)
     return 0
+
+
+def _looks_like_hub_id(source: str) -> bool:
+    return source != "default" and not Path(source).exists() and source.count("/") <= 1
+
+
+def _push(subset, repo_id: str, args: argparse.Namespace, **card_options: Any) -> int:
+    """Push ``subset`` with hf_coreset.integrations.hub.push_to_hub; the token comes from HF_TOKEN or the login."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from .integrations.hub import push_to_hub
+
+    try:
+        commit = push_to_hub(
+            subset, repo_id, private=args.private, exist_ok=args.exist_ok,
+            revision=getattr(args, "revision", None), create_pr=getattr(args, "create_pr", False),
+            commit_message=getattr(args, "commit_message", None),
+            category_column=getattr(args, "category_column", None), **card_options,
+        )
+    except HfHubHTTPError as err:
+        print(f"hf-coreset: error: pushing to {repo_id} failed, nothing was committed: {err}", file=sys.stderr)
+        return 1
+    print(f"pushed {subset.num_rows} rows to {commit.pr_url or commit.commit_url}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    import datasets
+
+    folder = Path(args.folder)
+    if not (folder / "dataset_info.json").exists():
+        raise CoresetInputError(
+            f"{folder} is not a `hf-coreset select` output folder (no dataset_info.json): pass the --output "
+            "folder of `hf-coreset select`."
+        )
+    subset = datasets.load_from_disk(str(folder))
+    return _push(subset, args.repo_id, args, source_id=args.source_id)
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
@@ -201,7 +243,26 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--cache-dir", help="where encoded features are cached (default: datasets cache)")
     select.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     select.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    select.add_argument("--push-to-hub", metavar="REPO",
+                        help="after writing --output, push the coreset and its card to this Hub dataset repo "
+                             "(token from HF_TOKEN or `hf auth login`)")
+    _add_push_flags(select)
     select.set_defaults(func=cmd_select)
+
+    push = commands.add_parser("push", help="push a `select` output folder to the Hub with a dataset card",
+                               description="Push the coreset saved in DIR (a `hf-coreset select` --output) to "
+                                           "the Hub dataset repo REPO: parquet shards, README card and figures in "
+                                           "one commit. The token comes from HF_TOKEN or `hf auth login`.")
+    push.add_argument("folder", metavar="DIR", help="a `hf-coreset select` --output folder")
+    push.add_argument("repo_id", metavar="REPO", help="the Hub dataset repo, namespace/name")
+    _add_push_flags(push)
+    push.add_argument("--revision", help="branch to commit to, created if missing (default: main)")
+    push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    push.add_argument("--commit-message", help="commit message (default: 'Upload <method> coreset (...)')")
+    push.add_argument("--category-column", help="column plotted in the card's composition figure "
+                                                "(default: category/label/... when present)")
+    push.add_argument("--source-id", help="the source's Hub id, owner/name[@revision], named in the card")
+    push.set_defaults(func=cmd_push)
 
     methods = commands.add_parser("methods", help="list the registered methods and their options")
     methods.set_defaults(func=cmd_methods)
@@ -211,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--methods", type=lambda s: s.split(","), help="comma-separated subset of methods")
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def _add_push_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--private", action="store_true", help="create the Hub repo private")
+    parser.add_argument("--exist-ok", action="store_true",
+                        help="replace the data and card of a Hub repo that already holds files")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""Dataset and model card templates (``string.Template``, no Jinja) used by ``hf_coreset.integrations.hub``."""
