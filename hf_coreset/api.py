@@ -81,11 +81,15 @@ def select_coreset(
     config = _build_config(spec, seed, method_options)
     n_budget = resolve_budget(budget, dataset.num_rows)
     needs_features = spec.selector_class.needs_features
-    if needs_features:
+    own_features = _own_features(spec, config, dataset, image_column, batch_size=batch_size, on_error=on_error,
+                                 cache_dir=cache_dir, show_progress=show_progress)
+    if needs_features and own_features is None:
         _check_feature_sources(dataset, image_column, text_column, embedding_columns, image_encoder, text_encoder)
 
     blocks, dropped = {}, {}
-    if needs_features:
+    if own_features is not None:
+        blocks, dropped = own_features
+    elif needs_features:
         blocks, dropped = _features(
             dataset, image_column, text_column, embedding_columns, image_encoder, text_encoder,
             batch_size=batch_size, on_error=on_error, cache_dir=cache_dir, show_progress=show_progress,
@@ -132,6 +136,11 @@ def _build_config(spec, seed: int, options: dict[str, Any]):
             f"Unknown option(s) {unknown} for method {spec.name!r}. Its options are: {known}."
         )
     return spec.config_class(**{**options, "seed": seed})
+
+
+def _own_features(spec, config, dataset, image_column, **kwargs):
+    """Features a method computes from the rows itself (ScalSelect with model=): (blocks, dropped) or None."""
+    return spec.selector_class.features_from_dataset(config, dataset, image_column=image_column, **kwargs)
 
 
 def _check_feature_sources(dataset, image_column, text_column, embedding_columns, image_encoder, text_encoder):

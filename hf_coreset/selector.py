@@ -41,6 +41,15 @@ class Selector(abc.ABC):
     def __init__(self, config: SelectionConfig):
         self.config = config
 
+    @classmethod
+    def features_from_dataset(cls, config: SelectionConfig, dataset: Any, **kwargs: Any):
+        """Hook for methods that compute their own features from the rows (ScalSelect with ``model=``).
+
+        Return ``(blocks, dropped_rows_by_reason)`` to replace the feature stage, or ``None`` (the default) to
+        let ``select_coreset`` read ``embedding_columns`` or run the encoders.
+        """
+        return None
+
     def fit(self, features: FeatureSet, budget: int) -> Selector:
         indices, scores, diagnostics = self._select(features, budget)
         self.indices_ = np.asarray(indices, dtype=np.int64)

@@ -19,6 +19,10 @@ CHEAP_MODULES = [
     "hf_coreset.metrics.coverage",
     "hf_coreset.metrics.retrieval",
     "hf_coreset.data",
+    "hf_coreset.methods.scalselect.leverage",
+    "hf_coreset.methods.scalselect.config",
+    "hf_coreset.methods.scalselect.selector",
+    "hf_coreset.features.vlm_attention",
 ]
 
 

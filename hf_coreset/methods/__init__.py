@@ -5,8 +5,10 @@ from .dq import DQConfig, DQSelector
 from .herding import HerdingConfig, HerdingSelector
 from .kcenter import KCenterConfig, KCenterSelector
 from .random import RandomConfig, RandomSelector
+from .scalselect import ScalSelectConfig, ScalSelectSelector
 
 register_method("random", RandomConfig, RandomSelector)
 register_method("kcenter", KCenterConfig, KCenterSelector)
 register_method("herding", HerdingConfig, HerdingSelector)
 register_method("dq", DQConfig, DQSelector)
+register_method("scalselect", ScalSelectConfig, ScalSelectSelector)

@@ -1,0 +1,79 @@
+"""Options of ``method="scalselect"``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...config import SelectionConfig
+from ...errors import CoresetInputError
+from .leverage import DEFAULT_CHUNK_SIZE
+
+# Fields that hold live objects (a model, a processor): described in the provenance, never deep-copied.
+_OBJECT_FIELDS = ("model", "processor")
+
+
+@dataclass
+class ScalSelectConfig(SelectionConfig):
+    """Options of ``method="scalselect"`` (ScalSelect, arXiv 2602.11636).
+
+    Attributes:
+        rho: fraction of the representations' total variance the dominant subspace must hold (stage B).
+        tau: attention mass of the visual tokens kept per sample (stage A).
+        chunk_size: rows per float64 block of the streamed covariance and scoring.
+        model, processor: a transformers VLM and its processor. Given, stage A computes the representation
+            of every row from the model; absent, the representations come from ``embedding_columns``.
+            They are described (class, name) in the provenance, never serialised.
+        conversation_column: the conversation column for stage A (LLaVA ``conversations`` or OpenAI-style
+            ``messages``); None picks whichever of the two exists.
+        device: where stage A runs (default: the model's device).
+
+    Example:
+        >>> ScalSelectConfig(rho=0.8).to_dict()["rho"]
+        0.8
+    """
+
+    rho: float = 0.9
+    tau: float = 0.9
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    model: Any = field(default=None, repr=False, compare=False)
+    processor: Any = field(default=None, repr=False, compare=False)
+    conversation_column: str | None = None
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("rho", "tau"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
+                raise CoresetInputError(f"{name} must be a number in (0, 1], got {value!r}.")
+        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+            raise CoresetInputError(f"chunk_size must be an int >= 1, got {self.chunk_size!r}.")
+        if (self.model is None) != (self.processor is None):
+            raise CoresetInputError(
+                "scalselect needs model= and processor= together (e.g. LlavaForConditionalGeneration and "
+                "its AutoProcessor), or neither with precomputed embedding_columns=[...]."
+            )
+
+    @property
+    def uses_model(self) -> bool:
+        """True when stage A (representations from the VLM) runs."""
+        return self.model is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready options; the model and processor appear as descriptions, never as objects.
+
+        ``dataclasses.asdict`` would deep-copy a multi-gigabyte model, hence this override.
+        """
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _OBJECT_FIELDS}
+        for name in _OBJECT_FIELDS:
+            out[name] = _describe(getattr(self, name))
+        return out
+
+
+def _describe(obj: Any) -> str | None:
+    if obj is None:
+        return None
+    path = getattr(obj, "name_or_path", None) or getattr(getattr(obj, "config", None), "_name_or_path", None)
+    return f"{type(obj).__name__}({path!r})" if path else type(obj).__name__

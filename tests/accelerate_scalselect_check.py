@@ -1,0 +1,69 @@
+"""ScalSelect under ``accelerate launch`` picks the same rows as one process.
+
+Run from the repository root, once alone and once with two CPU processes, and compare the JSON files:
+
+    python tests/accelerate_scalselect_check.py --out one.json
+    accelerate launch --multi_gpu --num_processes 2 tests/accelerate_scalselect_check.py --out two.json \
+        --expect-processes 2
+
+``--multi_gpu`` picks accelerate's torchrun launcher; the script's ``Accelerator(cpu=True)`` then runs both
+processes on the CPU with the gloo backend. (``accelerate launch --cpu --num_processes 2`` starts a single
+process unless MPI is configured, hence ``--expect-processes``, which fails loudly in that case.)
+
+Each process builds the same tiny random LLaVA (fixed seed) and the same 17-row dataset (row 11 has no image,
+so the shards are uneven and a failed row in the second shard must come back with its global index),
+extracts its shard, reduces the covariance sums, gathers the scores and selects; process 0 writes the
+selection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="JSON file for the selection (written by process 0)")
+    parser.add_argument("--rows", type=int, default=17)
+    parser.add_argument("--budget", type=int, default=5)
+    parser.add_argument("--expect-processes", type=int, default=None, help="fail unless this many processes ran")
+    parser.add_argument("--cache-dir", default=None, help="stage-A cache (default: a folder next to --out)")
+    args = parser.parse_args()
+
+    import datasets
+    import numpy as np
+    from accelerate import Accelerator
+
+    from hf_coreset.features.vlm_attention import extract_representations
+    from hf_coreset.methods.scalselect import select_with_accelerate
+    from tests.tiny_vlms import tiny_llava, tiny_llava_dataset
+
+    datasets.disable_progress_bars()
+    accelerator = Accelerator(cpu=True)
+    if args.expect_processes is not None and accelerator.num_processes != args.expect_processes:
+        raise SystemExit(f"Expected {args.expect_processes} processes, got {accelerator.num_processes}: "
+                         "launch with `accelerate launch --multi_gpu --num_processes N`.")
+    model, processor = tiny_llava()
+    dataset = tiny_llava_dataset(args.rows, missing_images=(11,))
+    cache_dir = args.cache_dir or os.path.join(os.path.dirname(os.path.abspath(args.out)), "stage_a_cache")
+    selection = select_with_accelerate(dataset, args.budget, model, processor, accelerator, cache_dir=cache_dir,
+                                       show_progress=False)
+    # Stage A gathered in row order on every process (read back from the shards' cache files).
+    gathered = extract_representations(dataset, model, processor, cache_dir=cache_dir, show_progress=False,
+                                       accelerator=accelerator)
+    if accelerator.is_main_process:
+        with open(args.out, "w") as handle:
+            json.dump({"indices": selection.indices.tolist(), "scores": selection.scores.tolist(),
+                       "failed_rows": selection.failed_rows, "diagnostics": selection.diagnostics,
+                       "representations": np.nan_to_num(gathered.representations, nan=1e9).tolist(),
+                       "gathered_failed_rows": gathered.failed_rows}, handle)
+    accelerator.wait_for_everyone()
+
+
+if __name__ == "__main__":
+    main()
