@@ -1,6 +1,7 @@
 """Built-in selection methods, one package each (config.py + selector.py), registered by name here."""
 
 from ..registry import register_method
+from .cast import CASTConfig, CASTSelector
 from .dq import DQConfig, DQSelector
 from .herding import HerdingConfig, HerdingSelector
 from .kcenter import KCenterConfig, KCenterSelector
@@ -12,3 +13,4 @@ register_method("kcenter", KCenterConfig, KCenterSelector)
 register_method("herding", HerdingConfig, HerdingSelector)
 register_method("dq", DQConfig, DQSelector)
 register_method("scalselect", ScalSelectConfig, ScalSelectSelector)
+register_method("cast", CASTConfig, CASTSelector)

@@ -1,0 +1,11 @@
+"""``method="cast"``: Collapse-Aware multi-Scale Topology fusion coreset selection.
+
+A reconstruction of the published abstract (arXiv 2605.11705, "CAST: Collapse-Aware multi-Scale Topology
+Fusion for Multimodal Coreset Selection"), not the official implementation: the spec followed is
+``METHODS.md`` §3; the building blocks live in :mod:`hf_coreset.graph`.
+"""
+
+from .config import CASTConfig
+from .selector import CASTSelector, build_cast_graph, cast_greedy
+
+__all__ = ["CASTConfig", "CASTSelector", "build_cast_graph", "cast_greedy"]
