@@ -79,7 +79,9 @@ def select_coreset(
     _check_dataset(dataset)
     spec = get_method(method)
     config = _build_config(spec, seed, method_options)
-    n_budget = resolve_budget(budget, dataset.num_rows)
+    groups = _read_groups(dataset, getattr(config, "group_column", None))
+    # With groups (several captions per image) the budget counts groups, one row emitted per group.
+    n_budget = resolve_budget(budget, dataset.num_rows if groups is None else len(np.unique(groups)))
     needs_features = spec.selector_class.needs_features
     own_features = _own_features(spec, config, dataset, image_column, batch_size=batch_size, on_error=on_error,
                                  cache_dir=cache_dir, show_progress=show_progress)
@@ -96,12 +98,14 @@ def select_coreset(
         )
     features_done = time.perf_counter()
     pool = _pool_rows(dataset.num_rows, dropped)
-    if n_budget > len(pool):
+    usable = len(pool) if groups is None else len(np.unique(groups[pool]))
+    if n_budget > usable:
         raise CoresetInputError(
-            f"budget={n_budget} rows but only {len(pool)} rows are usable after dropping "
-            f"{_describe_dropped(dropped)}; lower the budget or fix those rows."
+            f"budget={n_budget} {'rows' if groups is None else 'groups'} but only {usable} are usable after "
+            f"dropping {_describe_dropped(dropped)}; lower the budget or fix those rows."
         )
-    features = FeatureSet(n_rows=len(pool), blocks={name: block[pool] for name, block in blocks.items()})
+    features = FeatureSet(n_rows=len(pool), blocks={name: block[pool] for name, block in blocks.items()},
+                          groups=None if groups is None else groups[pool])
     selector = spec.selector_class(config).fit(features, n_budget)
     finished = time.perf_counter()
 
@@ -136,6 +140,14 @@ def _build_config(spec, seed: int, options: dict[str, Any]):
             f"Unknown option(s) {unknown} for method {spec.name!r}. Its options are: {known}."
         )
     return spec.config_class(**{**options, "seed": seed})
+
+
+def _read_groups(dataset, group_column: str | None) -> np.ndarray | None:
+    """The group of every row, for methods with a ``group_column`` option (CAST: several captions per image)."""
+    if group_column is None:
+        return None
+    check_columns_exist(dataset, [group_column])
+    return np.asarray(list(dataset[group_column]))
 
 
 def _own_features(spec, config, dataset, image_column, **kwargs):

@@ -20,10 +20,12 @@ class FeatureSet:
         blocks: modality or column name -> float array of shape ``(n_rows, d)``, in a fixed order
             (image first, then text, or the order of ``embedding_columns``). Empty for methods that
             need no features (``random``).
+        groups: the group of every row when the method merges rows (CAST's ``group_column``), else None.
     """
 
     n_rows: int
     blocks: dict[str, np.ndarray] = field(default_factory=dict)
+    groups: np.ndarray | None = None
 
 
 class Selector(abc.ABC):

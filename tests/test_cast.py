@@ -104,8 +104,7 @@ def test_group_nodes_averages_and_emits_medoid_captions():
 
 def test_group_column_selects_one_medoid_row_per_group():
     dataset = make_embedding_dataset(n_rows=240)
-    features = FeatureSet(240, {c: np.array(dataset[c]) for c in EMBEDDINGS})
-    features.groups = np.arange(240) // 4  # what the API would pass for group_column (4 captions per image)
+    features = FeatureSet(240, {c: np.array(dataset[c]) for c in EMBEDDINGS}, groups=np.arange(240) // 4)
     selector = CASTSelector(CASTConfig(group_column="image_id")).fit(features, 12)
     groups = selector.indices_ // 4
     assert len(set(groups.tolist())) == 12
@@ -113,6 +112,19 @@ def test_group_column_selects_one_medoid_row_per_group():
     assert set(selector.indices_.tolist()) <= set(medoids.tolist())
 
 
-def test_group_column_without_api_support_says_so(embedding_dataset):
-    with pytest.raises(CoresetInputError, match="group_column"):
+def test_group_column_through_select_coreset_counts_the_budget_in_groups(embedding_dataset):
+    ds = embedding_dataset.add_column("image_id", [i // 4 for i in range(embedding_dataset.num_rows)])  # 50 images
+    core = hf_coreset.select_coreset(ds, "cast", 0.2, embedding_columns=EMBEDDINGS, group_column="image_id")
+    result = get_selection_result(core)
+    assert core.num_rows == 10 and result.provenance["budget_rows"] == 10  # 20 % of 50 images
+    assert len(set(core["image_id"])) == 10  # one caption per chosen image
+    features = FeatureSet(200, {c: np.array(ds[c]) for c in EMBEDDINGS}, groups=np.arange(200) // 4)
+    _, medoids = group_nodes(features.groups, features.blocks)
+    assert set(result.indices.tolist()) <= set(medoids.tolist())
+
+
+def test_group_column_must_exist(embedding_dataset):
+    with pytest.raises(CoresetInputError, match="'image_id' is not in the dataset"):
         _cast(embedding_dataset, 10, group_column="image_id")
+
+

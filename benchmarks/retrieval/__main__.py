@@ -134,7 +134,8 @@ def plot(runs: list[dict], path: Path) -> None:
     panels = sorted({(r["dataset"], r["noise"]) for r in runs if r["method"] != "untrained" and r["heads"] == "mlp"})
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (dataset, noise) in zip(axes[0], panels):
-        mine = [r for r in runs if r["dataset"] == dataset and r["noise"] == noise and r["heads"] == "mlp"]
+        mine = [r for r in runs if r["dataset"] == dataset and r["noise"] == noise and r["heads"] == "mlp"
+                and r["method"] != "untrained"]
         full = [r["r_mean"] for r in mine if r["method"] == FULL]
         for method in sorted({r["method"] for r in mine} - {FULL}):
             budgets = sorted({r["budget"] for r in mine if r["method"] == method})
@@ -163,7 +164,15 @@ def main(argv=None) -> None:
                         help="budgets at which non-MLP heads are also trained (cross-architecture)")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--tag", default=None, help="name of the result files (default: quick or full)")
+    parser.add_argument("--from-json", type=Path, help="re-make the table and plot of an earlier run, no training")
     args = parser.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        table = summarise(saved["runs"])
+        args.from_json.with_suffix(".md").write_text(f"Command: `{saved['command']}`\n\n{table}\n")
+        plot(saved["runs"], args.from_json.with_suffix(".png"))
+        print(table)
+        return
     if args.quick:
         args.datasets, args.budgets, args.seeds, args.noise = ["openclipart"], [0.1, 1.0], [0], [0.0, 0.5]
     args.methods = args.methods or hf_coreset.available_methods()

@@ -44,8 +44,8 @@ class CASTConfig(SelectionConfig):
             ``K`` updates it); ``None`` chooses: 1 for small problems, ``budget / 32`` for large ones.
         self_loop: weight of the self-loop added to every node of the fused graph.
         group_column: several captions per image: rows sharing a value of this column form one node
-            (image feature, mean caption feature) and the row with the medoid caption is emitted. Needs
-            ``FeatureSet.groups`` from the API (see the CAST notes).
+            (image feature, mean caption feature) and the row with the medoid caption is emitted; the budget
+            then counts groups (images), not rows.
     """
 
     k: int = 10

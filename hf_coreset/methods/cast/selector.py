@@ -229,16 +229,13 @@ class CASTSelector(Selector):
         """Feature blocks per graph node and the row each node emits (itself, or its medoid caption)."""
         if not features.blocks:
             raise CoresetInputError("CAST needs features: pass embedding_columns or image/text encoders.")
-        groups = getattr(features, "groups", None)
         if self.config.group_column is None:
             return features.blocks, np.arange(features.n_rows)
-        if groups is None:
+        if features.groups is None:  # only when the selector is fitted by hand, outside select_coreset
             raise CoresetInputError(
-                f"group_column={self.config.group_column!r} needs the group of every row, which this version "
-                "of select_coreset does not pass yet; call hf_coreset.methods.cast.grouping.group_nodes "
-                "yourself, or leave group_column unset."
+                f"group_column={self.config.group_column!r} needs FeatureSet.groups: the group of every row."
             )
-        return group_nodes(groups, features.blocks)
+        return group_nodes(features.groups, features.blocks)
 
     def _diagnostics(self, graph: CASTGraph, indices: np.ndarray, info: dict[str, Any],
                      seconds: dict[str, float]) -> dict[str, Any]:
