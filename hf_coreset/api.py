@@ -98,11 +98,11 @@ def select_coreset(
         )
     features_done = time.perf_counter()
     pool = _pool_rows(dataset.num_rows, dropped)
-    usable = len(pool) if groups is None else len(np.unique(groups[pool]))
+    usable, unit = (len(pool), "rows") if groups is None else (len(np.unique(groups[pool])), "groups")
     if n_budget > usable:
         raise CoresetInputError(
-            f"budget={n_budget} {'rows' if groups is None else 'groups'} but only {usable} are usable after "
-            f"dropping {_describe_dropped(dropped)}; lower the budget or fix those rows."
+            f"budget={n_budget} {unit} but only {usable} {unit} are usable after dropping "
+            f"{_describe_dropped(dropped)}; lower the budget or fix those rows."
         )
     features = FeatureSet(n_rows=len(pool), blocks={name: block[pool] for name, block in blocks.items()},
                           groups=None if groups is None else groups[pool])
