@@ -124,15 +124,16 @@ def test_config_to_dict_describes_objects_without_copying():
     assert described["model"] == "FakeModel('tiny/llava')" and described["processor"] == "object"
 
 
-@pytest.mark.slow
 def test_accelerate_two_processes_select_like_one(tmp_path):
-    """~50 s on 2 cores: two launches of tests/accelerate_scalselect_check.py, compared."""
+    """~50 s on 2 cores: two launches of tests/accelerate_scalselect_check.py, compared. (The launcher runs as
+    ``python -m accelerate.commands.launch`` so it needs no console script on PATH.)"""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     script = os.path.join(root, "tests", "accelerate_scalselect_check.py")
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     subprocess.run([sys.executable, script, "--out", str(one), "--cache-dir", str(tmp_path / "c1")],
                    check=True, cwd=root)
-    subprocess.run(["accelerate", "launch", "--multi_gpu", "--num_processes", "2", script, "--out", str(two),
+    subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                    script, "--out", str(two),
                     "--cache-dir", str(tmp_path / "c2"), "--expect-processes", "2"], check=True, cwd=root)
     single, distributed = json.loads(one.read_text()), json.loads(two.read_text())
     assert distributed["diagnostics"]["processes"] == 2

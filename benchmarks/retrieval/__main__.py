@@ -52,11 +52,22 @@ def recall_of(model: DualEncoderHeads, test: dict, metric) -> dict[str, float]:
                           labels=test["label"])
 
 
+def parse_method(spec: str) -> tuple[str, dict]:
+    """``"cast"`` -> ("cast", {}); an ablation ``"cast:matching=false,coverage=true"`` -> ("cast", {...})."""
+    name, _, options = spec.partition(":")
+    parsed = {}
+    for item in filter(None, options.split(",")):
+        key, _, value = item.partition("=")
+        parsed[key] = json.loads(value) if value in ("true", "false", "null") or value[:1].isdigit() else value
+    return name, parsed
+
+
 def select(pool: datasets.Dataset, method: str, budget: float, seed: int) -> tuple[np.ndarray, float]:
     if method == FULL:
         return np.arange(pool.num_rows), 0.0
-    core = hf_coreset.select_coreset(pool, method, budget, embedding_columns=["img_emb", "txt_emb"], seed=seed,
-                                     show_progress=False)
+    name, options = parse_method(method)
+    core = hf_coreset.select_coreset(pool, name, budget, embedding_columns=["img_emb", "txt_emb"], seed=seed,
+                                     show_progress=False, **options)
     result = hf_coreset.get_selection_result(core)
     return result.indices, result.provenance["timings"]["selection_s"]
 
@@ -156,7 +167,9 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="Open Clip Art, budgets 10 %% and 100 %%, 1 seed")
     parser.add_argument("--datasets", nargs="+", default=["openclipart", "fashion_mnist"], choices=sorted(LOADERS))
     parser.add_argument("--budgets", nargs="+", type=float, default=[0.01, 0.05, 0.1, 0.2, 1.0])
-    parser.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="default: every registered method; ablations as NAME:KEY=VALUE,... "
+                             "(e.g. cast:matching=false)")
     parser.add_argument("--noise", nargs="+", type=float, default=[0.0, 0.2, 0.5])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--heads", nargs="+", default=["mlp", "linear"], choices=["mlp", "linear"])
