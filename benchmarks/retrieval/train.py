@@ -12,8 +12,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from hf_coreset.metrics.retrieval import retrieval_recall
-
 
 def make_head(in_dim: int, kind: str, out_dim: int = 256, hidden: int = 512) -> nn.Module:
     if kind == "mlp":
@@ -64,11 +62,3 @@ def train_heads(images: np.ndarray, texts: np.ndarray, *, kind: str = "mlp", ste
         loss.backward()
         optimizer.step()
     return model
-
-
-@torch.no_grad()
-def evaluate_heads(model: DualEncoderHeads, images: np.ndarray, texts: np.ndarray, labels=None) -> dict[str, float]:
-    model.eval()
-    image_out, text_out = model(torch.as_tensor(images, dtype=torch.float32),
-                                torch.as_tensor(texts, dtype=torch.float32))
-    return retrieval_recall((image_out @ text_out.T).numpy(), labels)
