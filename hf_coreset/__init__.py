@@ -10,7 +10,7 @@ Example:
     5
 """
 
-from . import methods  # noqa: F401  (registers the built-in methods)
+from . import data, methods  # noqa: F401  (data: the shipped sample; methods: registers the built-ins)
 from .api import select_coreset
 from .config import EmbeddingSelectionConfig, SelectionConfig
 from .errors import (

@@ -158,3 +158,12 @@ def test_selection_of_a_selection_refreshes_the_score_columns(embedding_dataset)
                                       return_scores=True)
     second = hf_coreset.select_coreset(first, "kcenter", 10, embedding_columns=EMBEDDINGS, return_scores=True)
     assert sorted(second["coreset_rank"]) == list(range(10))
+
+
+def test_readme_usage_reaches_the_shipped_sample_after_a_plain_import():
+    import subprocess
+    import sys
+
+    code = "import hf_coreset; print(hf_coreset.data.load_default_dataset().num_rows)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("2000")
