@@ -26,9 +26,9 @@ import hf_coreset
 from hf_coreset.features import encode_dataset, load_offline_image_encoder, load_offline_text_encoder
 from hf_coreset.metrics import RETRIEVAL_RECALL_PATH
 from hf_coreset.noise import caption_permutation
+from hf_coreset.proxies import DualEncoderHeads, train_heads
 
 from .data import LOADERS
-from .train import DualEncoderHeads, train_heads
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 FULL = "full"
