@@ -88,9 +88,9 @@ def select_coreset(
     if needs_features and own_features is None:
         _check_feature_sources(dataset, image_column, text_column, embedding_columns, image_encoder, text_encoder)
 
-    blocks, dropped = {}, {}
+    blocks, dropped, feature_diagnostics = {}, {}, {}
     if own_features is not None:
-        blocks, dropped = own_features
+        blocks, dropped, feature_diagnostics = own_features.blocks, own_features.dropped_rows, own_features.diagnostics
     elif needs_features:
         blocks, dropped = _features(
             dataset, image_column, text_column, embedding_columns, image_encoder, text_encoder,
@@ -105,7 +105,7 @@ def select_coreset(
             f"{_describe_dropped(dropped)}; lower the budget or fix those rows."
         )
     features = FeatureSet(n_rows=len(pool), blocks={name: block[pool] for name, block in blocks.items()},
-                          groups=None if groups is None else groups[pool])
+                          groups=None if groups is None else groups[pool], diagnostics=feature_diagnostics)
     selector = spec.selector_class(config).fit(features, n_budget)
     finished = time.perf_counter()
 
@@ -151,7 +151,7 @@ def _read_groups(dataset, group_column: str | None) -> np.ndarray | None:
 
 
 def _own_features(spec, config, dataset, image_column, **kwargs):
-    """Features a method computes from the rows itself (ScalSelect with model=): (blocks, dropped) or None."""
+    """Features a method computes from the rows itself (ScalSelect with model=): ComputedFeatures or None."""
     return spec.selector_class.features_from_dataset(config, dataset, image_column=image_column, **kwargs)
 
 

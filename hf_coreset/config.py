@@ -6,9 +6,10 @@ validated in ``__post_init__`` so a bad option fails before any heavy work start
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import CoresetInputError
 
@@ -24,14 +25,34 @@ class SelectionConfig:
     """
 
     seed: int = 0
+    # Fields that hold live objects (a model, a processor, a collate function): described in the provenance,
+    # never serialised or deep-copied.
+    object_fields: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise CoresetInputError(f"seed must be a non-negative int, got {self.seed!r}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """The full config as a JSON-ready dict (used in the provenance of every selection)."""
-        return dataclasses.asdict(self)
+        """The full config as a JSON-ready dict (used in the provenance of every selection).
+
+        Object fields appear as short descriptions: ``dataclasses.asdict`` would deep-copy a multi-gigabyte
+        model, and a model is not JSON anyway.
+        """
+        return {
+            f.name: describe_object(getattr(self, f.name)) if f.name in self.object_fields
+            else copy.deepcopy(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
+
+
+def describe_object(obj: Any) -> str | None:
+    """A short description of a live object for the provenance: ``"LlavaForConditionalGeneration('name')"``."""
+    if obj is None:
+        return None
+    path = getattr(obj, "name_or_path", None) or getattr(getattr(obj, "config", None), "_name_or_path", None)
+    name = getattr(obj, "__qualname__", None) or type(obj).__name__
+    return f"{name}({path!r})" if path else name
 
 
 @dataclass

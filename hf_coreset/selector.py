@@ -21,11 +21,25 @@ class FeatureSet:
             (image first, then text, or the order of ``embedding_columns``). Empty for methods that
             need no features (``random``).
         groups: the group of every row when the method merges rows (CAST's ``group_column``), else None.
+        diagnostics: what a method's own feature stage (:meth:`Selector.features_from_dataset`) reported,
+            for the selector to pass on into its diagnostics.
     """
 
     n_rows: int
     blocks: dict[str, np.ndarray] = field(default_factory=dict)
     groups: np.ndarray | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ComputedFeatures:
+    """What :meth:`Selector.features_from_dataset` returns: per-row blocks for every row of the dataset, the
+    rows it could not featurise (reason -> row indices; ``select_coreset`` drops and reports them) and
+    diagnostics of the feature stage (``FeatureSet.diagnostics`` hands them to the selector)."""
+
+    blocks: dict[str, np.ndarray]
+    dropped_rows: dict[str, list[int]] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
 class Selector(abc.ABC):
@@ -44,11 +58,12 @@ class Selector(abc.ABC):
         self.config = config
 
     @classmethod
-    def features_from_dataset(cls, config: SelectionConfig, dataset: Any, **kwargs: Any):
-        """Hook for methods that compute their own features from the rows (ScalSelect with ``model=``).
+    def features_from_dataset(cls, config: SelectionConfig, dataset: Any, **kwargs: Any) -> ComputedFeatures | None:
+        """Hook for methods that compute their own features from the rows (ScalSelect with ``model=``, OST with
+        ``proxy=``).
 
-        Return ``(blocks, dropped_rows_by_reason)`` to replace the feature stage, or ``None`` (the default) to
-        let ``select_coreset`` read ``embedding_columns`` or run the encoders.
+        Return :class:`ComputedFeatures` to replace the feature stage, or ``None`` (the default) to let
+        ``select_coreset`` read ``embedding_columns`` or run the encoders.
         """
         return None
 

@@ -153,24 +153,16 @@ def test_scalselect_stage_a_then_b(tmp_path):
     model, processor = tiny_llava()
     ds = tiny_llava_dataset(12)
     config = ScalSelectConfig(model=model, processor=processor, rho=0.9)
-    blocks, dropped = ScalSelectSelector.features_from_dataset(config, ds, cache_dir=str(tmp_path),
-                                                               show_progress=False)
-    assert dropped == {}
-    features = hf_coreset.FeatureSet(n_rows=12, blocks=blocks)
+    computed = ScalSelectSelector.features_from_dataset(config, ds, cache_dir=str(tmp_path), show_progress=False)
+    assert computed.dropped_rows == {}
+    features = hf_coreset.FeatureSet(n_rows=12, blocks=computed.blocks, diagnostics=computed.diagnostics)
     selector = ScalSelectSelector(config).fit(features, 4)
-    expected = top_m(leverage_scores(next(iter(blocks.values()))).scores, 4)[0]
+    expected = top_m(leverage_scores(next(iter(computed.blocks.values()))).scores, 4)[0]
     np.testing.assert_array_equal(selector.indices_, expected)
     assert selector.diagnostics_["kept_tokens_max"] <= 16 and "k" in selector.diagnostics_
     assert config.to_dict()["model"].startswith("LlavaForConditionalGeneration")
 
 
-def _api_has_dataset_hook() -> bool:
-    import inspect
-
-    return "features_from_dataset" in inspect.getsource(hf_coreset.api)
-
-
-@pytest.mark.skipif(not _api_has_dataset_hook(), reason="select_coreset does not call features_from_dataset yet")
 def test_select_coreset_with_model(tmp_path):
     model, processor = tiny_llava()
     ds = tiny_llava_dataset(10)

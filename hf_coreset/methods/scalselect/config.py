@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...config import SelectionConfig
 from ...errors import CoresetInputError
 from .leverage import DEFAULT_CHUNK_SIZE
-
-# Fields that hold live objects (a model, a processor): described in the provenance, never deep-copied.
-_OBJECT_FIELDS = ("model", "processor")
 
 
 @dataclass
@@ -33,6 +29,8 @@ class ScalSelectConfig(SelectionConfig):
         >>> ScalSelectConfig(rho=0.8).to_dict()["rho"]
         0.8
     """
+
+    object_fields = ("model", "processor")
 
     rho: float = 0.9
     tau: float = 0.9
@@ -60,20 +58,3 @@ class ScalSelectConfig(SelectionConfig):
     def uses_model(self) -> bool:
         """True when stage A (representations from the VLM) runs."""
         return self.model is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready options; the model and processor appear as descriptions, never as objects.
-
-        ``dataclasses.asdict`` would deep-copy a multi-gigabyte model, hence this override.
-        """
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _OBJECT_FIELDS}
-        for name in _OBJECT_FIELDS:
-            out[name] = _describe(getattr(self, name))
-        return out
-
-
-def _describe(obj: Any) -> str | None:
-    if obj is None:
-        return None
-    path = getattr(obj, "name_or_path", None) or getattr(getattr(obj, "config", None), "_name_or_path", None)
-    return f"{type(obj).__name__}({path!r})" if path else type(obj).__name__

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import CoresetInputError
-from ...selector import FeatureSet, Selector
+from ...selector import ComputedFeatures, FeatureSet, Selector
 from .config import ScalSelectConfig
 from .leverage import accelerate_reduce, leverage_scores, top_m
 
@@ -50,7 +50,7 @@ class ScalSelectSelector(Selector):
             "leverage_mass": float(scores.sum() / result.k),
             "dim": int(x.shape[1]),
         }
-        diagnostics.update(getattr(self.config, "stage_a_diagnostics", {}))
+        diagnostics.update(features.diagnostics)  # stage A's kept-token summary, when it ran
         return indices, scores, diagnostics
 
     @classmethod
@@ -65,8 +65,9 @@ class ScalSelectSelector(Selector):
         show_progress: bool = True,
         on_error: str = "report",
         **_: Any,
-    ) -> tuple[dict[str, np.ndarray], dict[str, list[int]]] | None:
-        """Stage A over ``dataset`` when the config holds a model: ``(blocks, failed rows)``, else None.
+    ) -> ComputedFeatures | None:
+        """Stage A over ``dataset`` when the config holds a model (representations, failed rows, kept-token
+        summary), else None.
 
         ``select_coreset`` calls this hook (when the selector class has it) instead of reading
         ``embedding_columns``; the failed rows (no image, unreadable image, ...) are dropped and reported.
@@ -81,8 +82,8 @@ class ScalSelectSelector(Selector):
             batch_size=batch_size, device=config.device, cache_dir=cache_dir, show_progress=show_progress,
             on_error=on_error,
         )
-        config.stage_a_diagnostics = extraction.kept_token_summary()  # read back by _select
-        return {REPRESENTATION_BLOCK: extraction.representations}, extraction.failed_rows
+        return ComputedFeatures(blocks={REPRESENTATION_BLOCK: extraction.representations},
+                                dropped_rows=extraction.failed_rows, diagnostics=extraction.kept_token_summary())
 
 
 def _representations(features: FeatureSet) -> np.ndarray:
