@@ -125,10 +125,10 @@ def test_config_to_dict_describes_objects_without_copying():
 
 
 def test_accelerate_two_processes_select_like_one(tmp_path):
-    """~50 s on 2 cores: two launches of tests/accelerate_scalselect_check.py, compared. (The launcher runs as
+    """~50 s on 2 cores: two launches of tests/accelerate_check.py, compared. (The launcher runs as
     ``python -m accelerate.commands.launch`` so it needs no console script on PATH.)"""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    script = os.path.join(root, "tests", "accelerate_scalselect_check.py")
+    script = os.path.join(root, "tests", "accelerate_check.py")
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     subprocess.run([sys.executable, script, "--out", str(one), "--cache-dir", str(tmp_path / "c1")],
                    check=True, cwd=root)
@@ -143,3 +143,7 @@ def test_accelerate_two_processes_select_like_one(tmp_path):
     # Stage A alone, gathered across the two processes: the same rows in the same order.
     np.testing.assert_allclose(distributed["representations"], single["representations"], atol=1e-6)
     assert distributed["gathered_failed_rows"] == {"no_image": [11]}
+    # OST: each process scores its share of the candidates; the gathered utilities select like one process.
+    assert (single["ost_processes"], distributed["ost_processes"]) == (1, 2)
+    assert distributed["ost_indices"] == single["ost_indices"]
+    np.testing.assert_allclose(distributed["ost_scores"], single["ost_scores"], rtol=1e-5)

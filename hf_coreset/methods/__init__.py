@@ -5,6 +5,7 @@ from .cast import CASTConfig, CASTSelector
 from .dq import DQConfig, DQSelector
 from .herding import HerdingConfig, HerdingSelector
 from .kcenter import KCenterConfig, KCenterSelector
+from .ost import OSTConfig, OSTSelector
 from .random import RandomConfig, RandomSelector
 from .scalselect import ScalSelectConfig, ScalSelectSelector
 
@@ -14,3 +15,4 @@ register_method("herding", HerdingConfig, HerdingSelector)
 register_method("dq", DQConfig, DQSelector)
 register_method("scalselect", ScalSelectConfig, ScalSelectSelector)
 register_method("cast", CASTConfig, CASTSelector)
+register_method("ost", OSTConfig, OSTSelector)

@@ -132,7 +132,7 @@ def select_with_accelerate(
     order so that every process picks the same top ``budget`` rows as a single process would.
 
     Run it with ``accelerate launch --num_processes 2 script.py`` (add ``--cpu`` without GPUs); with one
-    process it is plain ScalSelect. See ``tests/accelerate_scalselect_check.py``.
+    process it is plain ScalSelect. See ``tests/accelerate_check.py``.
 
     Example:
         >>> from accelerate import Accelerator                                       # doctest: +SKIP

@@ -1,9 +1,9 @@
-"""ScalSelect under ``accelerate launch`` picks the same rows as one process.
+"""ScalSelect and OST under ``accelerate launch`` pick the same rows as one process.
 
 Run from the repository root, once alone and once with two CPU processes, and compare the JSON files:
 
-    python tests/accelerate_scalselect_check.py --out one.json
-    accelerate launch --multi_gpu --num_processes 2 tests/accelerate_scalselect_check.py --out two.json \
+    python tests/accelerate_check.py --out one.json
+    accelerate launch --multi_gpu --num_processes 2 tests/accelerate_check.py --out two.json \
         --expect-processes 2
 
 ``--multi_gpu`` picks accelerate's torchrun launcher; the script's ``Accelerator(cpu=True)`` then runs both
@@ -12,8 +12,8 @@ process unless MPI is configured, hence ``--expect-processes``, which fails loud
 
 Each process builds the same tiny random LLaVA (fixed seed) and the same 17-row dataset (row 11 has no image,
 so the shards are uneven and a failed row in the second shard must come back with its global index),
-extracts its shard, reduces the covariance sums, gathers the scores and selects; process 0 writes the
-selection.
+extracts its shard, reduces the covariance sums, gathers the scores and selects. Then OST scores its share of
+a 23-row embedding dataset (uneven shares again) and gathers the utilities. Process 0 writes both selections.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def main() -> None:
     import numpy as np
     from accelerate import Accelerator
 
+    import hf_coreset
     from hf_coreset.features.vlm_attention import extract_representations
     from hf_coreset.methods.scalselect import select_with_accelerate
     from tests.tiny_vlms import tiny_llava, tiny_llava_dataset
@@ -56,13 +57,26 @@ def main() -> None:
     # Stage A gathered in row order on every process (read back from the shards' cache files).
     gathered = extract_representations(dataset, model, processor, cache_dir=cache_dir, show_progress=False,
                                        accelerator=accelerator)
+    ost = hf_coreset.get_selection_result(hf_coreset.select_coreset(
+        _embedding_pairs(23), "ost", 7, embedding_columns=["img", "txt"], show_progress=False))
     if accelerator.is_main_process:
         with open(args.out, "w") as handle:
-            json.dump({"indices": selection.indices.tolist(), "scores": selection.scores.tolist(),
+            json.dump({"ost_indices": ost.indices.tolist(), "ost_scores": ost.scores.tolist(),
+                       "ost_processes": ost.diagnostics.get("processes", 1),
+                       "indices": selection.indices.tolist(), "scores": selection.scores.tolist(),
                        "failed_rows": selection.failed_rows, "diagnostics": selection.diagnostics,
                        "representations": np.nan_to_num(gathered.representations, nan=1e9).tolist(),
                        "gathered_failed_rows": gathered.failed_rows}, handle)
     accelerator.wait_for_everyone()
+
+
+def _embedding_pairs(n_rows: int):
+    import datasets
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return datasets.Dataset.from_dict({"img": rng.normal(size=(n_rows, 6)).tolist(),
+                                       "txt": rng.normal(size=(n_rows, 5)).tolist()})
 
 
 if __name__ == "__main__":
