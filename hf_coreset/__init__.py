@@ -28,8 +28,24 @@ from .selector import EmbeddingSelector, FeatureSet, Selector
 
 __version__ = "0.1.0"
 
+# The Trainer integration imports transformers' Trainer (slow): loaded on first use.
+_TRAINER_NAMES = ("CoresetCallback", "CoresetSampler", "CoresetTrainer", "CoresetTrainerMixin")
+
+
+def __getattr__(name: str):
+    if name in _TRAINER_NAMES:
+        from .integrations import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'hf_coreset' has no attribute {name!r}")
+
+
 __all__ = [
     "BadFeaturesError",
+    "CoresetCallback",
+    "CoresetSampler",
+    "CoresetTrainer",
+    "CoresetTrainerMixin",
     "CoresetInputError",
     "EmbeddingSelectionConfig",
     "EmbeddingSelector",

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ...distributed import process_share
 from ...errors import CoresetInputError
 from ...selector import ComputedFeatures, FeatureSet, Selector
 from .config import OSTConfig
@@ -110,7 +111,7 @@ def _score(model, load_batch, n_rows: int, config: OSTConfig, *, load_anchor, an
     warmup_rows = rng.permutation(n_rows)[: int(round(config.warmup_fraction * n_rows))]
     if anchor_rows is None:  # drawn from the pool; these rows stay candidates
         anchor_rows = np.sort(rng.permutation(n_rows)[: max(1, int(round(config.anchor_fraction * n_rows)))])
-    candidates, gather = _shard(np.arange(n_rows))
+    candidates, gather, processes = process_share(np.arange(n_rows))
     proxy = FunctionalProxy(model, config.loss_fn, config.device)
     try:
         local = one_step_utilities(
@@ -124,34 +125,18 @@ def _score(model, load_batch, n_rows: int, config: OSTConfig, *, load_anchor, an
         )
     finally:
         proxy.restore_mode()
-    return gather(local)
+    return _merge(gather(local), processes)
 
 
-def _shard(rows: np.ndarray):
-    """This process's contiguous share of ``rows`` and a function gathering every share back in row order.
-
-    One process (the usual case): all rows, and gathering is the identity.
-    """
-    from accelerate import PartialState
-
-    state = PartialState()
-    if state.num_processes == 1:
-        return rows, lambda scores: scores
-    from accelerate.utils import gather_object
-
-    with state.split_between_processes(rows.tolist()) as mine:
-        mine = np.asarray(mine, dtype=np.int64)
-
-    def gather(local: UtilityScores) -> UtilityScores:
-        parts = gather_object([local])  # rank order == row order: the shares are contiguous
-        sketches = [p.sketches for p in parts]
-        return UtilityScores(
-            utilities=np.concatenate([p.utilities for p in parts]),
-            sketches=None if sketches[0] is None else np.concatenate(sketches),
-            diagnostics={**local.diagnostics, "processes": state.num_processes},
-        )
-
-    return mine, gather
+def _merge(parts: list[UtilityScores], processes: int) -> UtilityScores:
+    """The shares' scores in row order (the shares are contiguous and come back in process order)."""
+    if len(parts) == 1:
+        return parts[0]
+    return UtilityScores(
+        utilities=np.concatenate([p.utilities for p in parts]),
+        sketches=None if parts[0].sketches is None else np.concatenate([p.sketches for p in parts]),
+        diagnostics={**parts[0].diagnostics, "processes": processes},
+    )
 
 
 def redundancy_greedy(utilities: np.ndarray, sketches: np.ndarray, budget: int,
