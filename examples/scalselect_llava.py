@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
-import datasets
 import numpy as np
 import torch
 from accelerate import Accelerator
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import hf_coreset
+from hf_coreset.data import load_llava_json
 from hf_coreset.features.vlm_attention import extract_representations
 from hf_coreset.methods.scalselect import select_with_accelerate
 
@@ -45,19 +44,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cache-dir", default=None, help="stage-A cache (default: under the datasets cache)")
     parser.add_argument("--output", required=True, help="JSON file for the selected rows (LLaVA format)")
     return parser.parse_args()
-
-
-def load_llava_json(path: str, image_folder: str) -> datasets.Dataset:
-    """The JSON rows as a Dataset with absolute image paths (None for text-only rows)."""
-    with open(path) as handle:
-        rows = json.load(handle)
-    images = [os.path.join(image_folder, row["image"]) if row.get("image") else None for row in rows]
-    return datasets.Dataset.from_dict({
-        "id": [str(row.get("id", i)) for i, row in enumerate(rows)],
-        "conversations": [row["conversations"] for row in rows],
-        "image": images,  # paths: hf_coreset opens them lazily, one row at a time
-        "row": list(range(len(rows))),
-    })
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
+from .llava import load_llava_json  # noqa: F401  (re-exported: hf_coreset.data.load_llava_json)
+
 if TYPE_CHECKING:  # keep `import hf_coreset.data` light: datasets is imported on first use
     from datasets import Dataset
 

@@ -247,18 +247,7 @@ class VLMAttentionExtractor:
 
     def build_inputs(self, conversation: Any, images: list) -> tuple[dict[str, Any], Any]:
         """Chat-template the conversation, run the processor; return (model inputs, assistant mask (L,))."""
-        messages = to_chat_messages(conversation, len(images))
-        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
-        tokenizer = getattr(self.processor, "tokenizer", self.processor)
-        # A template that already writes the BOS token must not get a second one from the tokenizer.
-        bos = getattr(tokenizer, "bos_token", None)
-        add_special = not (bos and text.startswith(bos))
-        nested = self.model_type in _NESTED_IMAGE_PROCESSORS
-        inputs = self.processor(text=[text], images=[images] if nested else images, return_tensors="pt",
-                                add_special_tokens=add_special)
-        spans = _assistant_char_spans(text, messages)
-        assistant = _assistant_token_mask(tokenizer, text, spans, inputs["input_ids"][0], add_special)
-        return dict(inputs), assistant
+        return encode_conversation(self.processor, self.model_type, conversation, images)
 
     # -- the truncated forward ---------------------------------------------------------------------------
 
@@ -371,6 +360,27 @@ def decoder_layers(model: Any) -> Any:
 # --------------------------------------------------------------------------------------------------------
 # Assistant spans: characters of the rendered text -> token positions of the processed input
 # --------------------------------------------------------------------------------------------------------
+
+
+def encode_conversation(processor: Any, model_type: str, conversation: Any, images: list) -> tuple[dict[str, Any], Any]:
+    """One sample through the chat template and the processor: ``(model inputs for a batch of one,
+    boolean (L,) mask of the assistant answer tokens)``. Shared by ScalSelect's stage A (the mask gives the
+    user tokens) and the instruction-tuning collator (the mask gives the labels).
+
+    Raises ``_RowFailure`` for a conversation that cannot be rendered.
+    """
+    messages = to_chat_messages(conversation, len(images))
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    # A template that already writes the BOS token must not get a second one from the tokenizer.
+    bos = getattr(tokenizer, "bos_token", None)
+    add_special = not (bos and text.startswith(bos))
+    nested = model_type in _NESTED_IMAGE_PROCESSORS
+    inputs = processor(text=[text], images=[images] if nested else images, return_tensors="pt",
+                       add_special_tokens=add_special)
+    spans = _assistant_char_spans(text, messages)
+    assistant = _assistant_token_mask(tokenizer, text, spans, inputs["input_ids"][0], add_special)
+    return dict(inputs), assistant
 
 
 def _assistant_char_spans(text: str, messages: list[dict[str, Any]]) -> list[tuple[int, int]]:

@@ -107,8 +107,10 @@ def warm_up(proxy: FunctionalProxy, params: Params, load_batch: Callable, rows: 
     beta2 = optimizer.defaults["betas"][1]
     second_moments = {}
     for name, p in trained.items():
-        state = optimizer.state[p]
-        second_moments[name] = state["exp_avg_sq"] / (1 - beta2 ** float(state["step"]))
+        state = optimizer.state.get(p)
+        # A parameter the warm-up never reached has no moments: treat it as v = 0 (the step's eps floor).
+        second_moments[name] = (torch.zeros_like(p) if not state
+                                else state["exp_avg_sq"] / (1 - beta2 ** float(state["step"])))
     return {name: p.detach() for name, p in trained.items()}, second_moments, losses
 
 
@@ -122,9 +124,8 @@ def anchor_loss(proxy: FunctionalProxy, params: Params, load_batch: Callable, ro
             loss = proxy.loss(params, proxy.to_device(load_batch(chunk))) * (len(chunk) / len(rows))
         total += float(loss.detach())
         if with_gradient:
-            parts = torch.autograd.grad(loss, list(params.values()))
-            gradient = dict(zip(params, parts)) if gradient is None else {
-                name: gradient[name] + part for name, part in zip(params, parts)}
+            parts = _gradients(loss, params)
+            gradient = parts if gradient is None else {name: gradient[name] + parts[name] for name in params}
     return total, gradient
 
 
@@ -135,17 +136,23 @@ def flatten(tensors: Params) -> torch.Tensor:
 
 @dataclass
 class PerSampleGradients:
-    """Per-sample gradients of a chunk of rows, as one ``(rows, parameters)`` matrix; ``mode`` says which
-    implementation ran (``"vmap"`` or ``"loop"``, with the vmap error when ``"auto"`` fell back)."""
+    """Per-sample gradients of a chunk of rows, as one ``(rows, parameters)`` matrix.
+
+    ``"vmap"`` collates the chunk once and maps ``torch.func.grad`` over its leading dimension (each row seen
+    by the model as a batch of one); ``"loop"`` collates and differentiates one row at a time, which works
+    for any model and any batch layout (e.g. Qwen2-VL's flattened image patches). ``"auto"`` tries vmap and
+    falls back to the loop for good at the first failure; ``mode`` then says which ran and
+    ``fallback_reason`` why.
+    """
 
     mode: str
     fallback_reason: str | None = None
     _vmap_failed: bool = field(default=False, repr=False)
 
-    def compute(self, proxy: FunctionalProxy, params: Params, batch: Batch) -> torch.Tensor:
+    def compute(self, proxy: FunctionalProxy, params: Params, load_batch: Callable, rows: np.ndarray) -> torch.Tensor:
         if self.mode in ("auto", "vmap") and not self._vmap_failed:
             try:
-                grads = _vmapped_gradients(proxy, params, batch)
+                grads = _vmapped_gradients(proxy, params, proxy.to_device(load_batch(rows)))
                 self.mode = "vmap"
                 return grads
             except Exception as error:  # noqa: BLE001 (any vmap limitation: data-dependent control flow, .item())
@@ -156,24 +163,14 @@ class PerSampleGradients:
                     ) from error
                 self._vmap_failed, self.fallback_reason = True, f"{type(error).__name__}: {error}"[:300]
         self.mode = "loop"
-        return _looped_gradients(proxy, params, batch)
-
-
-def _batch_size_of(batch: Batch) -> int:
-    sizes = {len(v) for v in batch.values() if isinstance(v, torch.Tensor) and v.dim() > 0}
-    if len(sizes) != 1:
-        raise CoresetInputError(
-            f"collate_fn must return tensors that share one leading batch dimension, got sizes {sorted(sizes)}."
-        )
-    return sizes.pop()
-
-
-def _one_row(batch: Batch, i: int) -> Batch:
-    return {k: v[i: i + 1] if isinstance(v, torch.Tensor) and v.dim() > 0 else v for k, v in batch.items()}
+        return _looped_gradients(proxy, params, load_batch, rows)
 
 
 def _vmapped_gradients(proxy: FunctionalProxy, params: Params, batch: Batch) -> torch.Tensor:
     tensors = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and v.dim() > 0}
+    sizes = {len(v) for v in tensors.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"the batch's tensors do not share one leading row dimension (sizes {sorted(sizes)})")
     others = {k: v for k, v in batch.items() if k not in tensors}
 
     def loss_of_one(p: Params, example: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -184,13 +181,16 @@ def _vmapped_gradients(proxy: FunctionalProxy, params: Params, batch: Batch) -> 
     return torch.cat([g.reshape(len(g), -1) for g in grads.values()], dim=1)
 
 
-def _looped_gradients(proxy: FunctionalProxy, params: Params, batch: Batch) -> torch.Tensor:
+def _looped_gradients(proxy: FunctionalProxy, params: Params, load_batch: Callable, rows: np.ndarray) -> torch.Tensor:
     params = {name: p.detach().requires_grad_(True) for name, p in params.items()}
-    rows = []
-    for i in range(_batch_size_of(batch)):
-        parts = torch.autograd.grad(proxy.loss(params, _one_row(batch, i)), list(params.values()))
-        rows.append(torch.cat([part.reshape(-1) for part in parts]))
-    return torch.stack(rows)
+    return torch.stack([flatten(_gradients(proxy.loss(params, proxy.to_device(load_batch(np.asarray([row])))),
+                                           params)) for row in rows])
+
+
+def _gradients(loss: torch.Tensor, params: Params) -> Params:
+    """d loss / d params; parameters the loss does not reach (e.g. a vision adapter on a text-only row) get 0."""
+    parts = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+    return {name: torch.zeros_like(p) if part is None else part for (name, p), part in zip(params.items(), parts)}
 
 
 def count_sketch(gradients: torch.Tensor, width: int, seed: int) -> torch.Tensor:
@@ -268,7 +268,7 @@ def one_step_utilities(
     utilities, sketches = [], []
     for chunk in tqdm(list(chunks(candidate_rows, batch_size)), desc="OST one-step utilities",
                       disable=not show_progress):
-        g = gradients.compute(proxy, params, proxy.to_device(load_batch(chunk))).detach()
+        g = gradients.compute(proxy, params, load_batch, chunk).detach()
         if estimator == "first_order":
             utilities.append((learning_rate * (g @ direction)).double().cpu().numpy())
         else:
