@@ -45,7 +45,9 @@ class OSTConfig(SelectionConfig):
             transformers data collator); the loss of a batch of one row is that row's loss.
         loss_fn: ``loss_fn(outputs, batch) -> scalar`` (default: ``outputs.loss``, ``outputs["loss"]`` or the
             output itself when it is a scalar tensor).
-        anchor: a ``datasets.Dataset`` with the pool's columns to use as V.
+        anchor: a ``datasets.Dataset`` to use as V, with the pool's columns (with ``proxy=``) or the same
+            embedding columns (without). A small clean, held-out set is what the method assumes: scored
+            against a noisy V, rows that fit the noise look useful too.
         heads, bank_size: the built-in proxy's heads (``"linear"`` or ``"mlp"``) and number of pool pairs
             each pair is contrasted with (so that one pair alone has a meaningful loss).
         device: where the proxy runs (default: where its parameters are).

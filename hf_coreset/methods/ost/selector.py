@@ -19,6 +19,7 @@ import numpy as np
 from ...distributed import process_share
 from ...errors import CoresetInputError
 from ...selector import ComputedFeatures, FeatureSet, Selector
+from ...validation import read_embedding_column
 from .config import OSTConfig
 from .proxy import build_pair_proxy, dataset_batches, feature_batches
 from .utility import FunctionalProxy, UtilityScores, one_step_utilities
@@ -95,12 +96,14 @@ def score_embedding_pairs(features: FeatureSet, config: OSTConfig, *, show_progr
             f"proxy, got {len(features.blocks)}: {list(features.blocks)}. Pass embedding_columns=[image, text], "
             "or proxy=<model> with collate_fn=."
         )
-    if config.anchor is not None:
-        raise CoresetInputError("anchor=<Dataset> needs proxy=<model>; with embedding columns use anchor_fraction.")
     images, texts = features.blocks.values()
     proxy = build_pair_proxy(images, texts, heads=config.heads, bank_size=config.bank_size, seed=config.seed)
     load = feature_batches(images, texts)
-    return _score(proxy, load, features.n_rows, config, load_anchor=load, anchor_rows=None,
+    load_anchor, anchor_rows = load, None
+    if config.anchor is not None:  # a held-out (ideally clean) anchor with the same embedding columns
+        anchor_blocks = [read_embedding_column(config.anchor, column) for column in features.blocks]
+        load_anchor, anchor_rows = feature_batches(*anchor_blocks), np.arange(config.anchor.num_rows)
+    return _score(proxy, load, features.n_rows, config, load_anchor=load_anchor, anchor_rows=anchor_rows,
                   show_progress=show_progress)
 
 
@@ -175,8 +178,6 @@ def ost_utilities(dataset: Any, *, embedding_columns: list[str] | None = None, s
         >>> scores.utilities.shape, len(drop_harmful(ds, scores.utilities)) == 40 - len(scores.harmful_rows)
         ((40,), True)
     """
-    from ...validation import read_embedding_column
-
     config = OSTConfig(seed=seed, **options)
     if config.proxy is not None:
         scores = score_dataset_rows(dataset, config, show_progress=show_progress)
