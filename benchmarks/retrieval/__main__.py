@@ -157,7 +157,7 @@ def plot(runs: list[dict], path: Path) -> None:
             ax.axhline(np.mean(full), color="grey", linestyle=":", label="full data")
         ax.set(xscale="log", xlabel="budget (% of training pairs)", ylabel="r_mean (%)",
                title=f"{dataset}, caption noise {noise:.0%}")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

@@ -20,7 +20,7 @@ from ...distributed import process_share
 from ...errors import CoresetInputError
 from ...selector import ComputedFeatures, FeatureSet, Selector
 from ...validation import read_embedding_column
-from .config import OSTConfig
+from .config import OSTConfig, resolve_defaults
 from .proxy import build_pair_proxy, dataset_batches, feature_batches
 from .utility import FunctionalProxy, UtilityScores, one_step_utilities
 
@@ -40,7 +40,7 @@ class OSTSelector(Selector):
         ...                                  "txt": rng.normal(size=(60, 4)).tolist()})
         >>> core = hf_coreset.select_coreset(ds, "ost", 0.25, embedding_columns=["img", "txt"])
         >>> core.num_rows, hf_coreset.get_selection_result(core).diagnostics["estimator"]
-        (15, 'first_order')
+        (15, 'exact')
     """
 
     score_meaning = ("one-step utility: decrease of the proxy's anchor loss after one simulated step on the row "
@@ -56,7 +56,7 @@ class OSTSelector(Selector):
             scores = score_embedding_pairs(features, self.config, show_progress=features.n_rows > 5000)
             utilities, sketches, diagnostics = scores.utilities, scores.sketches, scores.diagnostics
         if self.config.redundancy:
-            indices, picked = redundancy_greedy(utilities, sketches, budget, self.config.learning_rate)
+            indices, picked = redundancy_greedy(utilities, sketches, budget, diagnostics["learning_rate"])
         else:
             indices = np.argsort(-utilities, kind="stable")[:budget]  # ties: lower row first
             picked = utilities[indices]
@@ -110,6 +110,7 @@ def score_embedding_pairs(features: FeatureSet, config: OSTConfig, *, show_progr
 def _score(model, load_batch, n_rows: int, config: OSTConfig, *, load_anchor, anchor_rows,
            show_progress: bool) -> UtilityScores:
     """Draw the warm-up and anchor rows (seeded), shard the candidates across processes, score, gather."""
+    config = resolve_defaults(config, builtin_proxy=config.proxy is None)
     rng = np.random.default_rng(config.seed)
     warmup_rows = rng.permutation(n_rows)[: int(round(config.warmup_fraction * n_rows))]
     if anchor_rows is None:  # drawn from the pool; these rows stay candidates
@@ -128,7 +129,9 @@ def _score(model, load_batch, n_rows: int, config: OSTConfig, *, load_anchor, an
         )
     finally:
         proxy.restore_mode()
-    return _merge(gather(local), processes)
+    scores = _merge(gather(local), processes)
+    scores.diagnostics.update(learning_rate=config.learning_rate, warmup_fraction=config.warmup_fraction)
+    return scores
 
 
 def _merge(parts: list[UtilityScores], processes: int) -> UtilityScores:
