@@ -59,15 +59,32 @@ def main() -> None:
                                        accelerator=accelerator)
     ost = hf_coreset.get_selection_result(hf_coreset.select_coreset(
         _embedding_pairs(23), "ost", 7, embedding_columns=["img", "txt"], show_progress=False))
+    trainer = _train_with_coreset_callback(os.path.join(os.path.dirname(os.path.abspath(args.out)), "trainer"))
     if accelerator.is_main_process:
         with open(args.out, "w") as handle:
-            json.dump({"ost_indices": ost.indices.tolist(), "ost_scores": ost.scores.tolist(),
+            json.dump({"trainer": trainer, "ost_indices": ost.indices.tolist(), "ost_scores": ost.scores.tolist(),
                        "ost_processes": ost.diagnostics.get("processes", 1),
                        "indices": selection.indices.tolist(), "scores": selection.scores.tolist(),
                        "failed_rows": selection.failed_rows, "diagnostics": selection.diagnostics,
                        "representations": np.nan_to_num(gathered.representations, nan=1e9).tolist(),
                        "gathered_failed_rows": gathered.failed_rows}, handle)
     accelerator.wait_for_everyone()
+
+
+def _train_with_coreset_callback(output_dir: str) -> list[dict]:
+    """One epoch of a tiny Trainer on the 10 rows OST picks (selected on the main process, broadcast): what
+    every process selected and which rows its batches held, gathered in process order."""
+    from pathlib import Path
+
+    from accelerate.utils import gather_object
+
+    import hf_coreset
+    from tests.test_trainer_callback import make_trainer
+
+    callback = hf_coreset.CoresetCallback("ost", budget=10, warmup_fraction=0.0, anchor_fraction=0.1)
+    trainer, collator = make_trainer(Path(output_dir), callback, epochs=1)
+    trainer.train()
+    return gather_object([{"indices": callback.indices, "seen": sum(collator.batches[-1:], [])}])
 
 
 def _embedding_pairs(n_rows: int):

@@ -147,3 +147,9 @@ def test_accelerate_two_processes_select_like_one(tmp_path):
     assert (single["ost_processes"], distributed["ost_processes"]) == (1, 2)
     assert distributed["ost_indices"] == single["ost_indices"]
     np.testing.assert_allclose(distributed["ost_scores"], single["ost_scores"], rtol=1e-5)
+    # CoresetCallback: OST selects on the main process, every process gets the same rows, and the two
+    # processes' batches split the subset between them.
+    first, second = distributed["trainer"]
+    assert first["indices"] == second["indices"] and len(first["indices"]) == 10
+    assert sorted(first["seen"] + second["seen"]) == sorted(first["indices"])
+    assert len(single["trainer"]) == 1 and set(single["trainer"][0]["seen"]) <= set(single["trainer"][0]["indices"])
