@@ -28,15 +28,21 @@ from .selector import EmbeddingSelector, FeatureSet, Selector
 
 __version__ = "0.1.0"
 
-# The Trainer integration imports transformers' Trainer (slow): loaded on first use.
-_TRAINER_NAMES = ("CoresetCallback", "CoresetSampler", "CoresetTrainer", "CoresetTrainerMixin")
+# Loaded on first use: the Trainer integration imports transformers' Trainer, distillation sklearn's mixtures.
+_LAZY_NAMES = {
+    **dict.fromkeys(("CoresetCallback", "CoresetSampler", "CoresetTrainer", "CoresetTrainerMixin"),
+                    "integrations.trainer"),
+    # (`distill` itself stays in hf_coreset.distill: the name is the subpackage's.)
+    **dict.fromkeys(("get_distillation_result", "train_on_distilled", "estimate_clean_probability",
+                     "drop_mismatched"), "distill"),
+}
 
 
 def __getattr__(name: str):
-    if name in _TRAINER_NAMES:
-        from .integrations import trainer
+    if name in _LAZY_NAMES:
+        import importlib
 
-        return getattr(trainer, name)
+        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
     raise AttributeError(f"module 'hf_coreset' has no attribute {name!r}")
 
 
@@ -57,12 +63,16 @@ __all__ = [
     "UnknownMethodError",
     "UnreadableImageError",
     "available_methods",
+    "drop_mismatched",
+    "estimate_clean_probability",
+    "get_distillation_result",
     "get_method",
     "get_selection_result",
     "push_to_hub",
     "register_method",
     "render_trained_on_coreset_section",
     "select_coreset",
+    "train_on_distilled",
 ]
 
 install_accessors()

@@ -90,9 +90,26 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def attach_record(description: str | None, key: str, record: dict[str, Any]) -> str:
+    """A ``DatasetInfo.description`` carrying ``record`` under ``key`` and keeping the source's description
+    (shared by selections and distillations)."""
+    return json.dumps({key: record, "source_description": description or ""})
+
+
+def read_record(dataset: Any, key: str, made_by: str) -> dict[str, Any]:
+    """The record stored under ``key`` by :func:`attach_record`; a ValueError naming ``made_by`` if absent."""
+    try:
+        return json.loads(dataset.info.description or "")[key]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"This dataset carries no hf_coreset {key.removeprefix('hf_coreset_')} record: only datasets "
+            f"returned by {made_by} (or saved from one) do."
+        ) from err
+
+
 def attach_result(description: str | None, result: SelectionResult) -> str:
     """Return a ``DatasetInfo.description`` that carries ``result`` and keeps the source's description."""
-    return json.dumps({DESCRIPTION_KEY: result.to_dict(), "source_description": description or ""})
+    return attach_record(description, DESCRIPTION_KEY, result.to_dict())
 
 
 def get_selection_result(dataset: Any) -> SelectionResult:
@@ -103,11 +120,4 @@ def get_selection_result(dataset: Any) -> SelectionResult:
     Raises:
         ValueError: the dataset was not produced by ``select_coreset``.
     """
-    try:
-        payload = json.loads(dataset.info.description or "")
-        return SelectionResult.from_dict(payload[DESCRIPTION_KEY])
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(
-            "This dataset carries no hf_coreset selection: only datasets returned by "
-            "select_coreset (or saved from one) do."
-        ) from err
+    return SelectionResult.from_dict(read_record(dataset, DESCRIPTION_KEY, "select_coreset"))

@@ -23,6 +23,9 @@ CHEAP_MODULES = [
     "hf_coreset.methods.scalselect.config",
     "hf_coreset.methods.scalselect.selector",
     "hf_coreset.features.vlm_attention",
+    "hf_coreset.methods.ost.config",
+    "hf_coreset.methods.ost.selector",
+    "hf_coreset.data.llava",
 ]
 
 

@@ -35,16 +35,26 @@ class DualEncoderHeads(nn.Module):
 
 
 def info_nce(image_out: torch.Tensor, text_out: torch.Tensor, log_scale: torch.Tensor,
-             reduction: str = "mean") -> torch.Tensor:
+             reduction: str = "mean", targets: torch.Tensor | None = None,
+             text_targets: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE of matched rows ``image_out[i] <-> text_out[i]`` against the other rows of the batch.
 
     ``reduction="none"`` gives one loss per pair (image-to-text and text-to-image averaged), the per-pair
     signal that MDW's mixture model and OST's per-sample gradients need.
+
+    ``targets`` (optional, ``(B, B)``, rows summing to 1) replaces the identity as the image-to-text target
+    distribution (soft correspondence, as MDW's learned matrix P); ``text_targets`` does the same for
+    text-to-image and defaults to ``targets`` transposed and renormalised. Without them the loss is the usual
+    one-hot InfoNCE.
     """
     logits = log_scale.clamp(max=math.log(100)).exp() * image_out @ text_out.T
     target = torch.arange(len(logits))
-    per_pair = (nn.functional.cross_entropy(logits, target, reduction="none")
-                + nn.functional.cross_entropy(logits.T, target, reduction="none")) / 2
+    image_target, text_target = target, target
+    if targets is not None:
+        image_target = targets
+        text_target = text_targets if text_targets is not None else targets.T / targets.T.sum(1, keepdim=True)
+    per_pair = (nn.functional.cross_entropy(logits, image_target, reduction="none")
+                + nn.functional.cross_entropy(logits.T, text_target, reduction="none")) / 2
     return per_pair if reduction == "none" else per_pair.mean()
 
 
