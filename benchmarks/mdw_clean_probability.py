@@ -16,23 +16,20 @@ import sys
 import time
 from pathlib import Path
 
-import datasets
-import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
 from hf_coreset.distill import estimate_clean_probability
-from hf_coreset.noise import caption_permutation
 
+from .retrieval.data import noisy_pool
 from .retrieval.distill import load_features
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def measure(train: dict, noise: float, seed: int) -> dict:
-    source = caption_permutation(len(train["text"]), noise, seed=seed)
-    clean = source == np.arange(len(source))
-    pool = datasets.Dataset.from_dict({"img_emb": train["image"], "txt_emb": train["text"][source]})
+    pool, _, mismatched = noisy_pool(train, noise, seed)
+    clean = ~mismatched
     started = time.process_time()
     probability = estimate_clean_probability(pool, "img_emb", "txt_emb", seed=seed, show_progress=False)
     cpu_s = time.process_time() - started

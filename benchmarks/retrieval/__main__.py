@@ -25,10 +25,9 @@ import torch
 import hf_coreset
 from hf_coreset.features import encode_dataset, load_offline_image_encoder, load_offline_text_encoder
 from hf_coreset.metrics import RETRIEVAL_RECALL_PATH
-from hf_coreset.noise import caption_permutation
 from hf_coreset.proxies import DualEncoderHeads, train_heads
 
-from .data import LOADERS
+from .data import LOADERS, noisy_pool
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 FULL = "full"
@@ -85,9 +84,7 @@ def run_grid(args) -> list[dict]:
                      "heads": "mlp", **untrained})
         for noise in args.noise:
             for seed in args.seeds:
-                source = caption_permutation(len(train["text"]), noise, seed=seed)
-                texts, mismatched = train["text"][source], source != np.arange(len(source))
-                pool = datasets.Dataset.from_dict({"img_emb": train["image"], "txt_emb": texts})
+                pool, texts, mismatched = noisy_pool(train, noise, seed)
                 for budget in args.budgets:
                     for method in ([FULL] if budget >= 1.0 else args.methods):
                         indices, select_s = select(pool, method, budget, seed)

@@ -91,3 +91,14 @@ def fashion_mnist(cache: Path = CACHE, n_train: int = 5000, n_test: int = 1000, 
 
 
 LOADERS = {"openclipart": openclipart, "fashion_mnist": fashion_mnist}
+
+
+def noisy_pool(train: dict, noise: float, seed: int) -> tuple[datasets.Dataset, np.ndarray, np.ndarray]:
+    """The training pairs with ``noise`` of their captions permuted (``hf_coreset.noise``): the pool as a Dataset
+    (``img_emb``, ``txt_emb``), the permuted text features and which rows are now mismatched."""
+    from hf_coreset.noise import caption_permutation
+
+    source = caption_permutation(len(train["text"]), noise, seed=seed)
+    texts = train["text"][source]
+    pool = datasets.Dataset.from_dict({"img_emb": train["image"], "txt_emb": texts})
+    return pool, texts, source != np.arange(len(source))

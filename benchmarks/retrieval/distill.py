@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-import datasets
 import evaluate
 import numpy as np
 import torch
@@ -30,11 +29,10 @@ import torch
 import hf_coreset
 from hf_coreset.distill import distill, get_distillation_result, train_on_distilled
 from hf_coreset.metrics import RETRIEVAL_RECALL_PATH
-from hf_coreset.noise import caption_permutation
 from hf_coreset.proxies import train_heads
 
 from .__main__ import encode_splits, recall_of
-from .data import LOADERS
+from .data import LOADERS, noisy_pool
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SELECTORS = ("random", "dq", "herding")
@@ -86,9 +84,7 @@ def run_grid(args) -> list[dict]:
     runs = []
     for noise in args.noise:
         for seed in args.seeds:
-            source = caption_permutation(len(train["text"]), noise, seed=seed)
-            texts, mismatched = train["text"][source], source != np.arange(len(source))
-            pool = datasets.Dataset.from_dict({"img_emb": train["image"], "txt_emb": texts})
+            pool, texts, mismatched = noisy_pool(train, noise, seed)
             for size in args.sizes:
                 setting = {"noise": noise, "seed": seed, "pairs": size}
                 for method in SELECTORS:
