@@ -11,7 +11,7 @@ a *batch* is the dict of keyword inputs the proxy takes, and ``load_batch(rows)`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -146,11 +146,10 @@ class PerSampleGradients:
     """
 
     mode: str
-    fallback_reason: str | None = None
-    _vmap_failed: bool = field(default=False, repr=False)
+    fallback_reason: str | None = None  # set when "auto" gave up on vmap
 
     def compute(self, proxy: FunctionalProxy, params: Params, load_batch: Callable, rows: np.ndarray) -> torch.Tensor:
-        if self.mode in ("auto", "vmap") and not self._vmap_failed:
+        if self.mode in ("auto", "vmap") and self.fallback_reason is None:
             try:
                 grads = _vmapped_gradients(proxy, params, proxy.to_device(load_batch(rows)))
                 self.mode = "vmap"
@@ -161,7 +160,7 @@ class PerSampleGradients:
                         f"per_sample_gradients='vmap' failed on this proxy ({type(error).__name__}: {error}); "
                         "use per_sample_gradients='loop' (one backward per row)."
                     ) from error
-                self._vmap_failed, self.fallback_reason = True, f"{type(error).__name__}: {error}"[:300]
+                self.fallback_reason = f"{type(error).__name__}: {error}"[:300]
         self.mode = "loop"
         return _looped_gradients(proxy, params, load_batch, rows)
 
