@@ -87,3 +87,17 @@ def parse_reduce(spec: str) -> tuple[str, int]:
             f"reduce must look like 'pca:K' or 'umap:K' with K a positive int, got {spec!r}."
         )
     return kind, int(size)
+
+
+def check_choice(name: str, value: Any, choices: tuple) -> None:
+    """Raise :class:`CoresetInputError` unless ``value`` is one of ``choices`` (listed in the message)."""
+    if value not in choices:
+        raise CoresetInputError(f"{name} must be one of {list(choices)}, got {value!r}.")
+
+
+def check_positive(name: str, value: Any, kind: type = int) -> None:
+    """Raise :class:`CoresetInputError` unless ``value`` is a positive int (``kind=int``) or number
+    (``kind=float``, ints accepted); booleans are refused."""
+    allowed = (int, float) if kind is float else (int,)
+    if isinstance(value, bool) or not isinstance(value, allowed) or value <= 0:
+        raise CoresetInputError(f"{name} must be a positive {kind.__name__}, got {value!r}.")

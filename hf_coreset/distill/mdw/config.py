@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ...config import check_positive
 from ...errors import CoresetInputError
 
 SPACES = ("features", "pixels")
@@ -83,7 +84,7 @@ class MDWConfig:
     def __post_init__(self) -> None:
         for name in ("proxy_epochs", "proxy_batch_size", "loss_batch_size", "iterations", "synthetic_steps",
                      "expert_epochs", "rank", "cam_top_k"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         for name in ("warmup_epochs", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -119,8 +120,3 @@ class MDWConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CoresetInputError(f"{name} must be a positive int, got {value!r}.")

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...config import SelectionConfig
+from ...config import SelectionConfig, check_choice, check_positive
 from ...errors import CoresetInputError
 
 ESTIMATORS = ("first_order", "exact")
@@ -91,15 +91,15 @@ class OSTConfig(SelectionConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_choice("estimator", self.estimator, (None, *ESTIMATORS))
-        _check_choice("per_sample_gradients", self.per_sample_gradients, PER_SAMPLE_MODES)
-        _check_choice("preconditioner", self.preconditioner, (None, "adam"))
-        _check_choice("heads", self.heads, ("linear", "mlp"))
+        check_choice("estimator", self.estimator, (None, *ESTIMATORS))
+        check_choice("per_sample_gradients", self.per_sample_gradients, PER_SAMPLE_MODES)
+        check_choice("preconditioner", self.preconditioner, (None, "adam"))
+        check_choice("heads", self.heads, ("linear", "mlp"))
         for name in ("learning_rate", "warmup_learning_rate"):
             if getattr(self, name) is not None:
-                _check_positive(name, getattr(self, name), float)
+                check_positive(name, getattr(self, name), float)
         for name in ("sketch_dim", "warmup_batch_size", "batch_size", "bank_size"):
-            _check_positive(name, getattr(self, name), int)
+            check_positive(name, getattr(self, name), int)
         for name in ("warmup_fraction", "anchor_fraction"):
             value = getattr(self, name)
             if value is None:
@@ -126,14 +126,3 @@ def resolve_defaults(config: OSTConfig, builtin_proxy: bool) -> OSTConfig:
     defaults = BUILTIN_PROXY_DEFAULTS if builtin_proxy else MODEL_PROXY_DEFAULTS
     return dataclasses.replace(config, **{name: value for name, value in defaults.items()
                                           if getattr(config, name) is None})
-
-
-def _check_choice(name: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise CoresetInputError(f"{name} must be one of {list(choices)}, got {value!r}.")
-
-
-def _check_positive(name: str, value: Any, kind: type) -> None:
-    allowed = (int, float) if kind is float else (int,)
-    if isinstance(value, bool) or not isinstance(value, allowed) or value <= 0:
-        raise CoresetInputError(f"{name} must be a positive {kind.__name__}, got {value!r}.")
