@@ -16,8 +16,8 @@ import time
 import numpy as np
 from cast_scale import clustered_features
 
-from hf_coreset.features.aggregate import l2_normalize
 from hf_coreset.graph.knn import approximate_knn, exact_knn
+from hf_coreset.vectors import l2_normalize
 
 BACKENDS = ("hnswlib", "faiss", "pynndescent")
 

@@ -7,11 +7,12 @@ import pytest
 from scipy.spatial.distance import cdist
 
 import hf_coreset
-from hf_coreset.features.aggregate import aggregate_blocks, l2_normalize, reduce_dimensions
+from hf_coreset.features.aggregate import aggregate_blocks, reduce_dimensions
 from hf_coreset.methods.dq import graphcut_bins, naive_graphcut_bins
 from hf_coreset.methods.dq.selector import per_bin_counts
 from hf_coreset.methods.kcenter import farthest_point_greedy
 from hf_coreset.selector import FeatureSet
+from hf_coreset.vectors import l2_normalize
 
 
 def brute_force_farthest_point(x, budget, first):

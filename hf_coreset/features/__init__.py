@@ -26,7 +26,7 @@ _EXPORTS = {
     "aggregate_blocks": "aggregate",
     "reduce_dimensions": "aggregate",
     "embed_rows": "aggregate",
-    "l2_normalize": "aggregate",
+    "l2_normalize": "aggregate",  # re-exported from hf_coreset.vectors
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,12 +11,7 @@ import numpy as np
 
 from ..config import parse_reduce
 from ..errors import CoresetInputError
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length; all-zero rows stay zero instead of becoming NaN."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, np.finfo(x.dtype).tiny)
+from ..vectors import l2_normalize
 
 
 def aggregate_blocks(blocks: dict[str, np.ndarray], how: str = "concat") -> np.ndarray:

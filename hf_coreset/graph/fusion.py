@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..features.aggregate import l2_normalize
+from ..vectors import l2_normalize
 from .knn import knn
 
 SIGMA_NEIGHBOUR = 7  # self-tuning bandwidth: sigma_i = distance to the 7th nearest neighbour

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from ..features.aggregate import l2_normalize
+from ..vectors import l2_normalize
 
 # Past this many rows, index="auto" switches from exact blocked search to the approximate index.
 EXACT_MAX_ROWS = 20_000

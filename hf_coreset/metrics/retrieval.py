@@ -48,7 +48,7 @@ def retrieval_recall(similarity: np.ndarray, labels: np.ndarray | None = None) -
 
 def retrieval_recall_from_embeddings(image_embeddings, text_embeddings, labels=None) -> dict[str, float]:
     """Recalls with cosine similarity between L2-normalised image and text embeddings of the same rows."""
-    from ..features.aggregate import l2_normalize
+    from ..vectors import l2_normalize
 
     images = l2_normalize(np.asarray(image_embeddings, dtype=np.float64))
     texts = l2_normalize(np.asarray(text_embeddings, dtype=np.float64))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ...features.aggregate import l2_normalize
+from ...vectors import l2_normalize
 
 
 def group_nodes(groups: np.ndarray, blocks: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:

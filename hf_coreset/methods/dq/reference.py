@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...features.aggregate import l2_normalize
+from ...vectors import l2_normalize
 from .selector import bin_sizes
 
 

@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 from tqdm.auto import tqdm
 
-from ...features.aggregate import l2_normalize
 from ...selector import EmbeddingSelector, FeatureSet
+from ...vectors import l2_normalize
 
 
 def bin_sizes(n_rows: int, num_bins: int) -> np.ndarray:
