@@ -26,6 +26,14 @@ CHEAP_MODULES = [
     "hf_coreset.methods.ost.config",
     "hf_coreset.methods.ost.selector",
     "hf_coreset.data.llava",
+    "hf_coreset.vectors",
+    "hf_coreset.graph.knn",
+    "hf_coreset.graph.fusion",
+    "hf_coreset.graph.wavelets",
+    "hf_coreset.graph.reliability",
+    "hf_coreset.graph.facility_location",
+    "hf_coreset.methods.facility_location.selector",
+    "hf_coreset.methods.cast.selector",
 ]
 
 

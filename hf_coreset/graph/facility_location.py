@@ -15,6 +15,7 @@ represents many others) and diversity afterwards (a second pick in a covered reg
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,7 +39,7 @@ def knn_similarity(x: np.ndarray, n_neighbors: int | None, index: str = "auto", 
         >>> import numpy as np
         >>> x = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
         >>> knn_similarity(x, 1).toarray().round(2).tolist()
-        [[1.0, 0.64, 0.0], [0.64, 1.0, 0.36], [0.0, 0.36, 1.0]]
+        [[1.0, 0.64, 0.0], [0.64, 1.0, 0.0], [0.0, 0.36, 1.0]]
     """
     from ..vectors import l2_normalize
 
@@ -61,13 +62,18 @@ def knn_similarity(x: np.ndarray, n_neighbors: int | None, index: str = "auto", 
 
 
 def facility_location_greedy(similarity: sp.spmatrix, budget: int, row_weights: np.ndarray | None = None,
-                             candidate_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                             candidate_weights: np.ndarray | None = None, row_blocks: np.ndarray | None = None,
+                             block_weights: Callable[[int], np.ndarray] | None = None,
+                             ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy maximisation of ``f(S) = sum_i w_i max_{j in S} s_ij`` with lazy (Minoux) evaluation.
 
-    ``similarity[i, j] >= 0`` is how well candidate ``j`` represents row ``i`` (missing entries are 0).
-    The gain of ``j`` is ``c_j sum_i w_i max(0, s_ij - best_i)`` with ``best_i`` the current representative's
-    similarity; gains only shrink as ``S`` grows, so a stale gain is an upper bound and only the top of the
-    heap needs recomputing. Ties go to the smaller index. Returns ``(indices, gains)`` in pick order.
+    ``similarity[i, j] >= 0`` is how well candidate ``j`` represents row ``i`` (missing entries are 0; rows
+    may outnumber candidates, e.g. one block of rows per scale). The gain of ``j`` is
+    ``c_j sum_i w_i b_{block(i)}(t) max(0, s_ij - best_i)`` with ``best_i`` the current representative's
+    similarity and ``b(t) = block_weights(t)`` the weight of each block of rows at pick ``t`` (``row_blocks``
+    gives every row's block; default: one block of weight 1). Gains only shrink as ``S`` grows and block
+    weights may only fall, so a stale gain is an upper bound and only the top of the heap is recomputed.
+    Ties go to the smaller index. Returns ``(indices, gains)`` in pick order.
 
     Example:
         >>> import numpy as np
@@ -76,25 +82,34 @@ def facility_location_greedy(similarity: sp.spmatrix, budget: int, row_weights: 
         [1, 2]
     """
     s = sp.csc_matrix(similarity, dtype=np.float64)
-    n = s.shape[1]
+    n_rows, n = s.shape
     if s.nnz and s.data.min() < 0:
         raise CoresetInputError("facility location needs a non-negative similarity.")
-    w = np.ones(s.shape[0]) if row_weights is None else np.asarray(row_weights, dtype=np.float64)
+    w = np.ones(n_rows) if row_weights is None else np.asarray(row_weights, dtype=np.float64)
     c = np.ones(n) if candidate_weights is None else np.asarray(candidate_weights, dtype=np.float64)
-    best = np.zeros(s.shape[0])
+    blocks = np.zeros(n_rows, dtype=np.int64) if row_blocks is None else np.asarray(row_blocks)
+    weights_at = block_weights or (lambda step: np.ones(int(blocks.max()) + 1))
+    best = np.zeros(n_rows)
     indptr, rows_of, values = s.indptr, s.indices, s.data
 
-    def gain(j: int) -> float:
+    def gain(j: int, block_weight: np.ndarray) -> float:
         rows = rows_of[indptr[j] : indptr[j + 1]]
-        return float(c[j] * (w[rows] * np.maximum(values[indptr[j] : indptr[j + 1]] - best[rows], 0.0)).sum())
+        improvement = np.maximum(values[indptr[j] : indptr[j + 1]] - best[rows], 0.0)
+        return float(c[j] * (w[rows] * block_weight[blocks[rows]] * improvement).sum())
 
-    heap = [(-g, j) for j, g in enumerate(c * (s.T @ w))]  # with nothing selected, gain_j = c_j sum_i w_i s_ij
+    block_weight = np.asarray(weights_at(0), dtype=np.float64)
+    # With nothing selected, gain_j = c_j sum_i w_i b_i s_ij.
+    heap = [(-g, j) for j, g in enumerate(c * (s.T @ (w * block_weight[blocks])))]
     heapq.heapify(heap)
     indices, gains = np.empty(budget, dtype=np.int64), np.empty(budget)
     for step in range(budget):
+        now = np.asarray(weights_at(step), dtype=np.float64)
+        if np.any(now > block_weight):
+            raise ValueError("block_weights must never increase from one pick to the next (lazy greedy bounds).")
+        block_weight = now
         while True:
             _, j = heapq.heappop(heap)
-            fresh = gain(j)
+            fresh = gain(j, block_weight)
             if not heap or (-fresh, j) <= heap[0]:  # still the best: every other gain is at most its bound
                 break
             heapq.heappush(heap, (-fresh, j))
