@@ -20,6 +20,7 @@ from .errors import (
     UnknownMethodError,
     UnreadableImageError,
 )
+from .evaluation import CoresetReport, evaluate_coreset
 from .integrations.datasets import install_accessors
 from .integrations.hub import push_to_hub, render_trained_on_coreset_section
 from .registry import available_methods, get_method, register_method
@@ -53,6 +54,7 @@ __all__ = [
     "CoresetTrainer",
     "CoresetTrainerMixin",
     "CoresetInputError",
+    "CoresetReport",
     "EmbeddingSelectionConfig",
     "EmbeddingSelector",
     "FeatureSet",
@@ -65,6 +67,7 @@ __all__ = [
     "available_methods",
     "drop_mismatched",
     "estimate_clean_probability",
+    "evaluate_coreset",
     "get_distillation_result",
     "get_method",
     "get_selection_result",

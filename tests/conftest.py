@@ -29,3 +29,14 @@ def _quiet_progress_bars():
     datasets.disable_progress_bars()
     yield
     datasets.enable_progress_bars()
+
+
+@pytest.fixture
+def restore_registry():
+    """Tests that register a method take it out again afterwards."""
+    from hf_coreset import registry
+
+    saved = dict(registry._REGISTRY)
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)

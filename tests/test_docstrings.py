@@ -18,6 +18,13 @@ CHEAP_MODULES = [
     "hf_coreset.features.aggregate",
     "hf_coreset.metrics.coverage",
     "hf_coreset.metrics.retrieval",
+    "hf_coreset.proxies.training",
+    "hf_coreset.proxies.dual_heads",
+    "hf_coreset.proxies.linear_probe",
+    "hf_coreset.evaluation.runs",
+    "hf_coreset.evaluation.report",
+    "hf_coreset.evaluation.quality",
+    "hf_coreset.plotting",
     "hf_coreset.data",
     "hf_coreset.methods.scalselect.leverage",
     "hf_coreset.methods.scalselect.config",
@@ -37,15 +44,8 @@ CHEAP_MODULES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _restore_registry():
-    """The register_method example registers a method: take it out again after the test."""
-    from hf_coreset import registry
-
-    saved = dict(registry._REGISTRY)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
+# The register_method example registers a method: take it out again after each test.
+pytestmark = pytest.mark.usefixtures("restore_registry")
 
 
 @pytest.mark.parametrize("name", CHEAP_MODULES)

@@ -5,9 +5,11 @@
     python -m benchmarks.retrieval --datasets openclipart --budgets 0.05 0.1 --methods random dq --seeds 0 1 2
 
 Features come from the library's own feature stage (offline EfficientNet-Lite0 and all-MiniLM-L6-v2, cached
-by fingerprint), selections from ``hf_coreset.select_coreset`` on the (possibly noisy) training pairs, recall
-from the ``evaluate`` module in ``hf_coreset/metrics/retrieval_recall``. Writes a Markdown table, the raw runs
-as JSON and a plot of r_mean against the budget to ``benchmarks/results/``.
+by fingerprint), selections from ``hf_coreset.select_coreset`` on the (possibly noisy) training pairs; each
+training run and its recall come from ``hf_coreset.evaluation.train_and_score``, the code path of
+``hf_coreset.evaluate_coreset`` (recall: ``hf_coreset.metrics``, the function behind the ``evaluate`` module in
+``hf_coreset/metrics/retrieval_recall``). Writes a Markdown table, the raw runs as JSON and a plot of r_mean
+against the budget to ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -18,14 +20,11 @@ import time
 from pathlib import Path
 
 import datasets
-import evaluate
 import numpy as np
-import torch
 
 import hf_coreset
+from hf_coreset.evaluation import ProxyData, train_and_score
 from hf_coreset.features import encode_dataset, load_offline_image_encoder, load_offline_text_encoder
-from hf_coreset.metrics import RETRIEVAL_RECALL_PATH
-from hf_coreset.proxies import DualEncoderHeads, train_heads
 
 from .data import LOADERS, noisy_pool
 
@@ -43,12 +42,9 @@ def encode_splits(splits: datasets.DatasetDict, encoders: dict) -> dict[str, dic
     return features
 
 
-def recall_of(model: DualEncoderHeads, test: dict, metric) -> dict[str, float]:
-    with torch.no_grad():
-        model.eval()
-        image_out, text_out = model(torch.as_tensor(test["image"]), torch.as_tensor(test["text"]))
-    return metric.compute(image_embeddings=image_out.numpy(), text_embeddings=text_out.numpy(),
-                          labels=test["label"])
+def test_pairs(features: dict[str, np.ndarray]) -> ProxyData:
+    """A split's features as the proxies score them: image and text vectors, ``label`` as the relevance."""
+    return ProxyData({"image": features["image"], "text": features["text"]}, labels=features["label"])
 
 
 def parse_method(spec: str) -> tuple[str, dict]:
@@ -72,37 +68,41 @@ def select(pool: datasets.Dataset, method: str, budget: float, seed: int) -> tup
 
 
 def run_grid(args) -> list[dict]:
-    metric = evaluate.load(RETRIEVAL_RECALL_PATH)
     encoders = {"image_encoder": load_offline_image_encoder(), "text_encoder": load_offline_text_encoder()}
+    threads = args.train_threads or None
     runs = []
     for name in args.datasets:
         features = encode_splits(LOADERS[name](), encoders)
-        train, test = features["train"], features["test"]
-        print(f"{name}: {len(train['image'])} train / {len(test['image'])} test pairs", flush=True)
-        untrained = recall_of(DualEncoderHeads(train["image"].shape[1], train["text"].shape[1]), test, metric)
+        train, test = features["train"], test_pairs(features["test"])
+        print(f"{name}: {len(train['image'])} train / {len(test)} test pairs", flush=True)
+        clean = ProxyData({"image": train["image"], "text": train["text"]})
+        untrained = train_and_score("dual_encoder", clean, np.arange(len(clean)), test, steps=0, seed=0)
         runs.append({"dataset": name, "method": "untrained", "budget": 0.0, "noise": 0.0, "seed": 0,
-                     "heads": "mlp", **untrained})
+                     "heads": "mlp", **_recalls(untrained)})
         for noise in args.noise:
             for seed in args.seeds:
                 pool, texts, mismatched = noisy_pool(train, noise, seed)
+                pairs = ProxyData({"image": train["image"], "text": texts})
                 for budget in args.budgets:
                     for method in ([FULL] if budget >= 1.0 else args.methods):
                         indices, select_s = select(pool, method, budget, seed)
                         for heads in args.heads:
                             if heads != "mlp" and budget not in args.cross_budgets:
                                 continue
-                            started = time.perf_counter()
-                            model = train_heads(train["image"][indices], texts[indices], kind=heads,
-                                                steps=args.steps, seed=seed)
-                            scores = recall_of(model, test, metric)
+                            scores = train_and_score("dual_encoder", pairs, indices, test, steps=args.steps,
+                                                     seed=seed, heads=heads, num_threads=threads)
                             runs.append({"dataset": name, "method": method, "budget": budget, "noise": noise,
                                          "seed": seed, "heads": heads, "rows": len(indices),
                                          "mismatched_selected": int(mismatched[indices].sum()),
-                                         "selection_s": select_s, "train_s": time.perf_counter() - started,
-                                         **scores})
+                                         "selection_s": select_s, "train_s": scores["train_s"],
+                                         **_recalls(scores)})
                             print(f"  {name} noise={noise} seed={seed} {method}@{budget} {heads}: "
                                   f"r_mean {scores['r_mean']:.2f}", flush=True)
     return runs
+
+
+def _recalls(scores: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in scores.items() if k != "train_s"}
 
 
 def summarise(runs: list[dict]) -> str:
@@ -173,6 +173,9 @@ def main(argv=None) -> None:
     parser.add_argument("--cross-budgets", nargs="+", type=float, default=[0.1],
                         help="budgets at which non-MLP heads are also trained (cross-architecture)")
     parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--train-threads", type=int, default=1,
+                        help="torch threads while training the heads (default 1: on 2 shared cores a second thread "
+                             "mostly spins; 0 = torch's default); results do not depend on it beyond float rounding")
     parser.add_argument("--tag", default=None, help="name of the result files (default: quick or full)")
     parser.add_argument("--from-json", type=Path, help="re-make the table and plot of an earlier run, no training")
     args = parser.parse_args(argv)

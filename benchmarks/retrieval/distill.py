@@ -9,7 +9,7 @@ For every caption-noise level the training pairs get permuted captions (``hf_cor
 * ``mdw-init``: the N real pairs MDW's distillation started from (drawn among the pairs both noise-estimate
   tracks deem clean), i.e. the noise filter alone, without the distillation.
 Heads are trained as in ``python -m benchmarks.retrieval`` (AdamW, 500 steps, batch 128; ``mdw`` uses P's
-blocks as soft targets via ``train_on_distilled``) and scored with the retrieval-recall ``evaluate`` module.
+blocks as soft targets via ``train_on_distilled``) and scored with ``hf_coreset.evaluation.retrieval_scores``.
 CPU seconds (process time, one torch thread) of the selection / distillation and of the training are
 reported. Writes ``benchmarks/results/distill_openclipart.{md,json}``.
 """
@@ -22,16 +22,15 @@ import sys
 import time
 from pathlib import Path
 
-import evaluate
 import numpy as np
 import torch
 
 import hf_coreset
 from hf_coreset.distill import distill, get_distillation_result, train_on_distilled
-from hf_coreset.metrics import RETRIEVAL_RECALL_PATH
+from hf_coreset.evaluation import retrieval_scores
 from hf_coreset.proxies import train_heads
 
-from .__main__ import encode_splits, recall_of
+from .__main__ import encode_splits, test_pairs
 from .data import LOADERS, noisy_pool
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -68,19 +67,18 @@ def run_mdw(pool, size: int, seed: int, args):
     return model, cpu_s, train_s, small
 
 
-def score(setting: dict, method: str, model, test: dict, metric, **figures) -> dict:
+def score(setting: dict, method: str, model, test, **figures) -> dict:
     """One run's record: the setting, the method, its figures and the test recalls; printed as it comes."""
-    scores = recall_of(model, test, metric)
+    scores = retrieval_scores(model, test)
     print(f"  noise={setting['noise']} seed={setting['seed']} N={setting['pairs']} {method}: "
           f"r_mean {scores['r_mean']:.2f} ({figures['cpu_s']:.1f} CPU s)", flush=True)
     return {**setting, "method": method, **figures, **scores}
 
 
 def run_grid(args) -> list[dict]:
-    metric = evaluate.load(RETRIEVAL_RECALL_PATH)
     features = load_features()
-    train, test = features["train"], features["test"]
-    print(f"openclipart: {len(train['image'])} train / {len(test['image'])} test pairs", flush=True)
+    train, test = features["train"], test_pairs(features["test"])
+    print(f"openclipart: {len(train['image'])} train / {len(test)} test pairs", flush=True)
     runs = []
     for noise in args.noise:
         for seed in args.seeds:
@@ -90,12 +88,12 @@ def run_grid(args) -> list[dict]:
                 for method in SELECTORS:
                     model, cpu_s, train_s, indices = run_selector(pool, train["image"], texts, method, size, seed,
                                                                   args)
-                    runs.append(score(setting, method, model, test, metric, cpu_s=cpu_s, train_cpu_s=train_s,
+                    runs.append(score(setting, method, model, test, cpu_s=cpu_s, train_cpu_s=train_s,
                                       mismatched=int(mismatched[indices].sum())))
                 model, cpu_s, train_s, small = run_mdw(pool, size, seed, args)
                 result = get_distillation_result(small)
                 rows = np.asarray(small["source_row"])
-                runs.append(score(setting, "mdw", model, test, metric, cpu_s=cpu_s, train_cpu_s=train_s,
+                runs.append(score(setting, "mdw", model, test, cpu_s=cpu_s, train_cpu_s=train_s,
                                   mismatched=int(mismatched[rows].sum()),
                                   first_objective=float(np.mean(result.objective[:10])),
                                   last_objective=float(np.mean(result.objective[-10:])),
@@ -103,7 +101,7 @@ def run_grid(args) -> list[dict]:
                                   both_tracks_clean=result.diagnostics["both_tracks_clean"]))
                 init_model, init_train_s = timed(train_heads, train["image"][rows], texts[rows], steps=args.steps,
                                                  seed=seed)
-                runs.append(score(setting, "mdw-init", init_model, test, metric, cpu_s=cpu_s,
+                runs.append(score(setting, "mdw-init", init_model, test, cpu_s=cpu_s,
                                   train_cpu_s=init_train_s, mismatched=int(mismatched[rows].sum())))
     return runs
 

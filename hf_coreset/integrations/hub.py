@@ -12,7 +12,6 @@ Only datasets returned by ``select_coreset`` (or saved from one) can be pushed: 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import datasets
 
 from ..errors import CoresetInputError, MissingColumnError
+from ..plotting import png_bytes, pyplot
 from ..result import SelectionResult, get_selection_result
 
 if TYPE_CHECKING:
@@ -486,30 +486,10 @@ def _yaml_header(coreset, result: SelectionResult, split: str, source_id: str | 
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as err:
-        raise ImportError(
-            "The coreset card's figures need matplotlib: pip install 'hf-coreset[hub]' (or pip install matplotlib)."
-        ) from err
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    _pyplot().close(fig)
-    return buffer.getvalue()
-
-
 def _score_histogram_png(result: SelectionResult) -> bytes:
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     scores = np.asarray(result.scores, dtype=float)
     finite = scores[np.isfinite(scores)]
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -524,7 +504,7 @@ def _score_histogram_png(result: SelectionResult) -> bytes:
     ax.set_xlabel("coreset score")
     ax.set_ylabel("rows")
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _find_category_column(coreset: datasets.Dataset, column: str | None) -> str | None:
@@ -554,7 +534,7 @@ def _category_shares(dataset: datasets.Dataset, column: str) -> Counter:
 def _composition_png(coreset: datasets.Dataset, column: str, source: datasets.Dataset | None) -> bytes:
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     picked = _category_shares(coreset, column)
     full = _category_shares(source, column) if source is not None and column in source.column_names else None
     names = sorted((full or picked), key=lambda k: (-(full or picked)[k], k))
@@ -572,7 +552,7 @@ def _composition_png(coreset: datasets.Dataset, column: str, source: datasets.Da
     ax.set_title(f"Composition by {column}", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _benchmark_images(figures: Mapping[str, str | Path | bytes]) -> dict[str, tuple[str, bytes]]:

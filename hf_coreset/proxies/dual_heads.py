@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .training import epoch_batches, optimise
+
 
 def make_head(in_dim: int, kind: str, out_dim: int = 256, hidden: int = 512) -> nn.Module:
     if kind == "mlp":
@@ -60,24 +62,22 @@ def info_nce(image_out: torch.Tensor, text_out: torch.Tensor, log_scale: torch.T
 
 def train_heads(images: np.ndarray, texts: np.ndarray, *, kind: str = "mlp", steps: int = 500,
                 batch_size: int = 128, lr: float = 1e-3, seed: int = 0) -> DualEncoderHeads:
-    """Train heads on the (selected) pairs ``images[i] <-> texts[i]`` for exactly ``steps`` steps."""
+    """Train heads on the (selected) pairs ``images[i] <-> texts[i]`` for exactly ``steps`` steps.
+
+    ``steps=0`` gives the untrained heads of ``seed`` (the chance-level reference).
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> heads = train_heads(rng.normal(size=(20, 6)), rng.normal(size=(20, 4)), kind="linear", steps=3)
+        >>> heads.image.weight.shape
+        torch.Size([256, 6])
+    """
     torch.manual_seed(seed)
-    generator = np.random.default_rng(seed)
     model = DualEncoderHeads(images.shape[1], texts.shape[1], kind)
-    if steps == 0:
-        return model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     images_t, texts_t = torch.as_tensor(images, dtype=torch.float32), torch.as_tensor(texts, dtype=torch.float32)
-    batch_size = min(batch_size, len(images))
-    order, position = generator.permutation(len(images)), 0
-    for _ in range(steps):
-        if position + batch_size > len(order):  # a new epoch: reshuffle
-            order, position = generator.permutation(len(images)), 0
-        batch = torch.as_tensor(order[position: position + batch_size])
-        position += batch_size
-        image_out, text_out = model(images_t[batch], texts_t[batch])
-        loss = info_nce(image_out, text_out, model.log_scale)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model
+
+    def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+        return info_nce(*model(images_t[batch], texts_t[batch]), model.log_scale)
+
+    return optimise(model, epoch_batches(len(images), batch_size, steps, seed), batch_loss, lr)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ...errors import CoresetInputError
-from ...proxies import info_nce
+from ...proxies import info_nce, optimise
 from ...validation import check_columns_exist, read_embedding_column
 from .distill import DIAG, IMAGE_FEATURES, LEFT, PIXEL_VALUES, RIGHT, TEXT_EMBEDDING
 from .inputs import read_pixels
@@ -41,15 +41,15 @@ def train_on_distilled(distilled, *, steps: int = 500, batch_size: int = 128, lr
     if images.dim() == 4 and image_network is None:
         raise CoresetInputError("This distilled set holds pixels: pass image_network=... (the same factory).")
     model = build_proxy(tuple(images.shape[1:]), texts.shape[1], kind=kind, seed=seed, image_network=image_network)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     rng = np.random.default_rng(seed)
     batch_size = min(batch_size, len(images))
-    for _ in range(steps):
-        rows = torch.as_tensor(np.sort(rng.choice(len(images), size=batch_size, replace=False)))
+    # Each step draws its own batch (no epochs): the soft targets are P's block on exactly those pairs.
+    batches = (torch.as_tensor(np.sort(rng.choice(len(images), size=batch_size, replace=False)))
+               for _ in range(steps))
+
+    def batch_loss(rows: torch.Tensor) -> torch.Tensor:
         image_to_text, text_to_image = correspondence_targets(matrix[rows][:, rows])
         image_out, text_out = model(images[rows], texts[rows])
-        loss = info_nce(image_out, text_out, model.log_scale, targets=image_to_text, text_targets=text_to_image)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model
+        return info_nce(image_out, text_out, model.log_scale, targets=image_to_text, text_targets=text_to_image)
+
+    return optimise(model, batches, batch_loss, lr)
