@@ -292,6 +292,22 @@ def test_a_corrupt_cache_file_is_named_and_rebuilt(tmp_path, caplog, damage):
     assert encode_dataset(ds, image_column="image", image_encoder=CountingEncoder(), cache_dir=tmp_path).cache_hit
 
 
+def test_a_corrupt_cache_file_that_cannot_be_deleted_is_a_clear_error(tmp_path, monkeypatch):
+    from hf_coreset.features import cache
+
+    ds = image_dataset(make_images(3))
+    encode_dataset(ds, image_column="image", image_encoder=CountingEncoder(), cache_dir=tmp_path)
+    (cache_file,) = tmp_path.glob("*.arrow")
+    cache_file.write_bytes(b"not arrow")
+
+    def read_only(path):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(cache.os, "remove", read_only)
+    with pytest.raises(CoresetInputError, match=r"is corrupt .* and cannot be deleted .*: delete it, or pass another"):
+        encode_dataset(ds, image_column="image", image_encoder=CountingEncoder(), cache_dir=tmp_path)
+
+
 KILLED_ENCODING = """
 import sys, time, pathlib, datasets
 from hf_coreset.features import cache, encoders
