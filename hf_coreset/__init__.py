@@ -33,17 +33,21 @@ __version__ = "0.1.0"
 _LAZY_NAMES = {
     **dict.fromkeys(("CoresetCallback", "CoresetSampler", "CoresetTrainer", "CoresetTrainerMixin"),
                     "integrations.trainer"),
-    # (`distill` itself stays in hf_coreset.distill: the name is the subpackage's.)
     **dict.fromkeys(("get_distillation_result", "train_on_distilled", "estimate_clean_probability",
                      "drop_mismatched"), "distill"),
 }
+# Subpackages reachable as attributes after a plain `import hf_coreset`, imported on first use:
+# hf_coreset.distill is the distillation subpackage (its entry point is hf_coreset.distill.distill).
+_LAZY_SUBPACKAGES = ("distill",)
 
 
 def __getattr__(name: str):
-    if name in _LAZY_NAMES:
-        import importlib
+    import importlib
 
+    if name in _LAZY_NAMES:
         return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+    if name in _LAZY_SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'hf_coreset' has no attribute {name!r}")
 
 
@@ -65,6 +69,7 @@ __all__ = [
     "UnknownMethodError",
     "UnreadableImageError",
     "available_methods",
+    "distill",
     "drop_mismatched",
     "estimate_clean_probability",
     "evaluate_coreset",

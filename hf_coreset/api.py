@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from collections.abc import Sequence
 from importlib import metadata
@@ -11,11 +12,12 @@ from typing import Any
 import datasets
 import numpy as np
 
+from .config import check_choice, check_positive
 from .errors import CoresetInputError
 from .registry import get_method
 from .result import SelectionResult, attach_result
 from .selector import FeatureSet
-from .validation import check_columns_exist, read_embedding_column, resolve_budget
+from .validation import ON_ERROR_VALUES, check_columns_exist, read_embedding_column, resolve_budget
 
 SCORE_COLUMN = "coreset_score"
 RANK_COLUMN = "coreset_rank"
@@ -77,6 +79,7 @@ def select_coreset(
     """
     started = time.perf_counter()
     _check_dataset(dataset)
+    _check_arguments(dataset, image_column, text_column, embedding_columns, batch_size, on_error)
     spec = get_method(method)
     config = _build_config(spec, seed, method_options)
     groups = _read_groups(dataset, getattr(config, "group_column", None))
@@ -122,6 +125,10 @@ def select_coreset(
     return _subset(dataset, result, return_scores)
 
 
+# The names select_coreset takes itself: a method option named like one would never receive its value.
+SELECT_CORESET_ARGUMENTS = frozenset(inspect.signature(select_coreset).parameters) - {"method_options"}
+
+
 def _check_dataset(dataset: Any) -> None:
     if not isinstance(dataset, datasets.Dataset):
         raise CoresetInputError(
@@ -155,14 +162,21 @@ def _own_features(spec, config, dataset, image_column, **kwargs):
     return spec.selector_class.features_from_dataset(config, dataset, image_column=image_column, **kwargs)
 
 
+def _check_arguments(dataset, image_column, text_column, embedding_columns, batch_size, on_error) -> None:
+    """Checks that hold whatever the method: every column named exists, batch_size and on_error are valid
+    (even when the method encodes nothing, a typo must not pass silently)."""
+    if isinstance(embedding_columns, str):
+        raise CoresetInputError(f"embedding_columns must be a list of column names, e.g. [{embedding_columns!r}].")
+    named = [column for column in (image_column, text_column) if column is not None]
+    check_columns_exist(dataset, [*named, *(embedding_columns or [])])
+    check_positive("batch_size", batch_size)
+    check_choice("on_error", on_error, ON_ERROR_VALUES)
+
+
 def _check_feature_sources(dataset, image_column, text_column, embedding_columns, image_encoder, text_encoder):
-    """Fail before any encoding if the feature sources are missing or inconsistent."""
+    """Fail before any encoding if the feature sources are missing or inconsistent (the columns exist:
+    ``_check_arguments`` saw to it)."""
     if embedding_columns:
-        if isinstance(embedding_columns, str):
-            raise CoresetInputError(
-                f"embedding_columns must be a list of column names, e.g. [{embedding_columns!r}]."
-            )
-        check_columns_exist(dataset, embedding_columns)
         return
     if image_column is None and text_column is None:
         raise CoresetInputError(
@@ -171,7 +185,6 @@ def _check_feature_sources(dataset, image_column, text_column, embedding_columns
         )
     for column, encoder, name in ((image_column, image_encoder, "image"), (text_column, text_encoder, "text")):
         if column is not None:
-            check_columns_exist(dataset, [column])
             if encoder is None:
                 raise CoresetInputError(
                     f"{name}_column={column!r} is given but no {name}_encoder: pass {name}_encoder=... "

@@ -15,17 +15,20 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
+import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .errors import CoresetInputError
+from .outputs import check_output_target, write_atomically
 
 DATA_FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 OFFLINE_IMAGE_ENCODER = "efficientnet-lite0"
 OFFLINE_TEXT_ENCODER = "all-minilm-l6-v2"
+HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
+# Ctrl-C: the shell's code for a process ended by SIGINT (128 + 2).
+INTERRUPTED_EXIT_CODE = 130
 
 
 def parse_budget(text: str) -> int | float:
@@ -61,6 +64,13 @@ def load_source(source: str, split: str | None = None):
         from .data import load_default_dataset
 
         return load_default_dataset()
+    if not path.exists():
+        if not looks_like_hub_id(source):
+            raise CoresetInputError(
+                f"{source} does not exist: pass a save_to_disk folder, a data file or folder (parquet, jsonl, "
+                "csv), an image folder, a Hub dataset id (owner/name), or 'default'."
+            )
+        return _load_from_hub(source, split)
     if path.is_dir() and any((path / name).exists() for name in ("dataset_info.json", "dataset_dict.json")):
         return _pick_split(datasets.load_from_disk(source), split, source)
     if path.is_file():
@@ -70,13 +80,32 @@ def load_source(source: str, split: str | None = None):
                 f"Cannot read {source!r}: known data file types are {sorted(DATA_FILE_BUILDERS)}."
             )
         return datasets.load_dataset(builder, data_files=source, split=split or "train")
-    if path.is_dir():
-        suffixes = {p.suffix.lower() for p in path.iterdir() if p.is_file()}
-        builders = {DATA_FILE_BUILDERS[s] for s in suffixes if s in DATA_FILE_BUILDERS}
-        if len(builders) == 1:
-            return datasets.load_dataset(builders.pop(), data_dir=source, split=split or "train")
-        return datasets.load_dataset("imagefolder", data_dir=source, split=split or "train")
-    return _pick_split(datasets.load_dataset(source, split=split), split, source)
+    if next((p for p in path.rglob("*") if p.is_file()), None) is None:
+        raise CoresetInputError(f"{source} is an empty folder: there is nothing to select from.")
+    suffixes = {p.suffix.lower() for p in path.iterdir() if p.is_file()}
+    builders = {DATA_FILE_BUILDERS[s] for s in suffixes if s in DATA_FILE_BUILDERS}
+    if len(builders) == 1:
+        return datasets.load_dataset(builders.pop(), data_dir=source, split=split or "train")
+    return datasets.load_dataset("imagefolder", data_dir=source, split=split or "train")
+
+
+def looks_like_hub_id(source: str) -> bool:
+    """``owner/name`` or ``name`` (no path syntax, no data file suffix), and not a local path."""
+    return (source != "default" and not Path(source).exists() and HUB_ID.fullmatch(source) is not None
+            and Path(source).suffix.lower() not in DATA_FILE_BUILDERS)
+
+
+def _load_from_hub(source: str, split: str | None):
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(source, split=split)
+    except (OSError, ConnectionError) as err:  # not found, offline, no network (the Hub errors are OSErrors)
+        raise CoresetInputError(
+            f"{source} is not a local path, and loading it as a Hub dataset failed ({_one_line(err)}). Check "
+            "the path or the dataset id, and the network (HF_HUB_OFFLINE)."
+        ) from err
+    return _pick_split(loaded, split, source)
 
 
 def _pick_split(loaded, split: str | None, source: str):
@@ -117,28 +146,16 @@ def build_encoders(args: argparse.Namespace) -> dict[str, Any]:
     return encoders
 
 
-def write_atomically(subset, selection_json: str, output: Path, overwrite: bool) -> None:
-    """Save the subset and selection.json to ``output`` all at once: a failure leaves nothing half-written."""
-    if output.exists() and not overwrite:
-        raise CoresetInputError(f"{output} exists; pass --overwrite to replace it, or choose another --output.")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
-        subset.save_to_disk(str(staging))
-        (staging / "selection.json").write_text(selection_json)
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(staging, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def cmd_select(args: argparse.Namespace) -> int:
     import datasets
 
     from .api import select_coreset
     from .result import get_selection_result
 
+    # Everything about the output and the options is checked before minutes of encoding and selection.
+    check_output_target(args.output, overwrite=args.overwrite, source=args.source)
+    options = dict(args.option)
+    check_method_options(options)
     if args.no_progress:
         datasets.disable_progress_bars()
     dataset = load_source(args.source, args.split)
@@ -152,33 +169,41 @@ def cmd_select(args: argparse.Namespace) -> int:
         text_column=None if args.embedding_columns else args.text_column,
         embedding_columns=args.embedding_columns, seed=args.seed, return_scores=args.return_scores,
         batch_size=args.batch_size, on_error=args.on_error, cache_dir=args.cache_dir,
-        show_progress=not args.no_progress, **encoders, **dict(args.option),
+        show_progress=not args.no_progress, **encoders, **options,
     )
     result = get_selection_result(subset)
     report = evaluate_holdout(subset, holdout, args, encoders) if holdout else None
     files = report_files(report, holdout) if report else {}  # rendered before anything is written
-    write_atomically(subset, result.to_json(indent=2), Path(args.output), args.overwrite)
+    write_atomically(subset, result.to_json(indent=2), args.output, overwrite=args.overwrite, source=args.source,
+                     extra_files=files)
     dropped = {reason: info["count"] for reason, info in result.provenance["rows_dropped"].items()}
     print(f"{args.method}: kept {subset.num_rows} of {dataset.num_rows} rows"
           f"{f', dropped {dropped}' if dropped else ''} -> {args.output}")
     if report is not None:
-        write_files(Path(args.output), files)
         print(f"held out {len(holdout.test_rows)} rows to score the report (holdout.json)\n\n{report.to_markdown()}")
     if args.push_to_hub:
-        source_id = args.source if _looks_like_hub_id(args.source) else None
+        source_id = args.source if looks_like_hub_id(args.source) else None
         return _push(subset, args.push_to_hub, args, source=dataset, source_id=source_id, report=report)
     return 0
 
 
-def _looks_like_hub_id(source: str) -> bool:
-    return source != "default" and not Path(source).exists() and source.count("/") <= 1
+def check_method_options(options: dict[str, Any]) -> None:
+    """Refuse an ``--option`` that names an argument of ``select_coreset`` (it has its own flag)."""
+    from .api import SELECT_CORESET_ARGUMENTS
+
+    for key in options:
+        if key in SELECT_CORESET_ARGUMENTS:
+            raise CoresetInputError(
+                f"--option {key}=... sets an argument of select_coreset, not a method option: use its own flag "
+                f"(--{key.replace('_', '-')} or see `hf-coreset select --help`). Method options: `hf-coreset methods`."
+            )
 
 
 def _push(subset, repo_id: str, args: argparse.Namespace, **card_options: Any) -> int:
     """Push ``subset`` with hf_coreset.integrations.hub.push_to_hub; the token comes from HF_TOKEN or the login."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    from .integrations.hub import push_to_hub
+    from .integrations.hub import is_connection_error, push_to_hub
 
     try:
         commit = push_to_hub(
@@ -188,10 +213,21 @@ def _push(subset, repo_id: str, args: argparse.Namespace, **card_options: Any) -
             category_column=getattr(args, "category_column", None), **card_options,
         )
     except HfHubHTTPError as err:
-        print(f"hf-coreset: error: pushing to {repo_id} failed, nothing was committed: {err}", file=sys.stderr)
-        return 1
+        raise PushFailed(f"pushing to {repo_id} failed, nothing was committed: {_one_line(err)}") from err
+    except Exception as err:
+        if not is_connection_error(err):
+            raise
+        raise PushFailed(
+            f"the connection to the Hub dropped while pushing to {repo_id} ({type(err).__name__}: "
+            f"{_one_line(err)}). The push is one commit, so the repo holds all of it or none of it: check the "
+            "repo, then run the same command again (with --exist-ok if the commit went through)."
+        ) from err
     print(f"pushed {subset.num_rows} rows to {commit.pr_url or commit.commit_url}")
     return 0
+
+
+class PushFailed(Exception):
+    """A push to the Hub failed after the local checks passed (the server refused it, or the connection dropped)."""
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -348,7 +384,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-coreset", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="hf-coreset", description=__doc__.split("\n")[0],
+                                     epilog="Errors end in one line and exit code 2 (HF_CORESET_DEBUG=1 shows the "
+                                            "traceback); Ctrl-C exits with 130.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     select = commands.add_parser("select", help="select a coreset and save it with save_to_disk",
@@ -380,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--on-error", choices=["report", "raise"], default="report",
                         help="unreadable images: drop and report them, or stop (default: report)")
     select.add_argument("--cache-dir", help="where encoded features are cached (default: datasets cache)")
-    select.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    select.add_argument("--overwrite", action="store_true",
+                        help="replace --output if it is an earlier hf-coreset output (selection.json and "
+                             "dataset_info.json, no other files); any other folder is never deleted")
     select.add_argument("--no-progress", action="store_true", help="hide progress bars")
     select.add_argument("--push-to-hub", metavar="REPO",
                         help="after writing --output, push the coreset and its card to this Hub dataset repo "
@@ -484,12 +524,38 @@ def _add_push_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; every failure ends in one line on stderr (exit code 2), Ctrl-C in "interrupted"
+    (exit code 130). ``HF_CORESET_DEBUG=1`` shows the traceback instead."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, ImportError) as err:  # input errors: print the message, not a traceback
-        print(f"hf-coreset: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("hf-coreset: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
+    except Exception as err:
+        if os.environ.get("HF_CORESET_DEBUG"):
+            raise
+        print(f"hf-coreset: error: {_describe(err)}", file=sys.stderr)
         return 2
+
+
+def _describe(err: Exception) -> str:
+    """One line for the user, with any Hub token removed. Our own errors (input errors, failed pushes) say
+    what to do; anything else names its type and how to see the traceback."""
+    from .integrations.hub import redact_token
+
+    if isinstance(err, (ValueError, ImportError, PushFailed)):
+        message = _one_line(err)
+    elif isinstance(err, OSError) and err.strerror:  # a file or the network: "Permission denied: 'x'"
+        message = f"{err.strerror}" + (f": {err.filename!r}" if err.filename else "")
+    else:
+        message = f"{type(err).__name__}: {_one_line(err)} (set HF_CORESET_DEBUG=1 to see the traceback)"
+    return redact_token(message)
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message with its lines joined (a server's answer often spans several)."""
+    return " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
 
 
 if __name__ == "__main__":

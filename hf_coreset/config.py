@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import numbers
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,8 +31,9 @@ class SelectionConfig:
     object_fields: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
             raise CoresetInputError(f"seed must be a non-negative int, got {self.seed!r}.")
+        self.seed = int(self.seed)  # numpy integers (np.int64(3)) become plain ints, like budget
 
     def to_dict(self) -> dict[str, Any]:
         """The full config as a JSON-ready dict (used in the provenance of every selection).
@@ -97,7 +99,15 @@ def check_choice(name: str, value: Any, choices: tuple) -> None:
 
 def check_positive(name: str, value: Any, kind: type = int) -> None:
     """Raise :class:`CoresetInputError` unless ``value`` is a positive int (``kind=int``) or number
-    (``kind=float``, ints accepted); booleans are refused."""
-    allowed = (int, float) if kind is float else (int,)
+    (``kind=float``, ints accepted); numpy numbers count, booleans and strings are refused.
+
+    Example:
+        >>> check_positive("batch_size", 8); check_positive("lr", 0.5, float)
+        >>> check_positive("batch_size", 2.5)
+        Traceback (most recent call last):
+        ...
+        hf_coreset.errors.CoresetInputError: batch_size must be a positive int, got 2.5.
+    """
+    allowed = numbers.Real if kind is float else numbers.Integral
     if isinstance(value, bool) or not isinstance(value, allowed) or value <= 0:
         raise CoresetInputError(f"{name} must be a positive {kind.__name__}, got {value!r}.")

@@ -6,6 +6,7 @@ finds it like a built-in one.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,15 @@ def register_method(
         raise TypeError(f"config_class must subclass hf_coreset.SelectionConfig, got {config_class!r}.")
     if not (isinstance(selector_class, type) and issubclass(selector_class, Selector)):
         raise TypeError(f"selector_class must subclass hf_coreset.Selector, got {selector_class!r}.")
+    from .api import SELECT_CORESET_ARGUMENTS
+
+    # seed is the one shared name: every config has it, and select_coreset hands its seed to the config.
+    shadowed = sorted({f.name for f in dataclasses.fields(config_class)} & SELECT_CORESET_ARGUMENTS - {"seed"})
+    if shadowed:
+        raise TypeError(
+            f"{config_class.__name__} has option(s) {shadowed} named like argument(s) of select_coreset, which "
+            "would take their values: rename them (e.g. 'proxy_batch_size' rather than 'batch_size')."
+        )
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"A method named {name!r} is already registered; pass overwrite=True to replace it.")
     _REGISTRY[name] = MethodSpec(name, config_class, selector_class)

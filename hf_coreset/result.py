@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .errors import CoresetInputError
 
 # The selection is stored as JSON in ``Dataset.info.description`` under this key, so it survives
 # ``save_to_disk`` / ``load_from_disk`` and travels with the data.
@@ -58,12 +61,100 @@ class SelectionResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SelectionResult:
+        """Rebuild a result from :meth:`to_dict`'s output, checking it first: a record that is malformed (edited
+        or crafted) raises :class:`~hf_coreset.CoresetInputError`, a ``ValueError``, naming the field."""
+        check_selection_record(data)
         return cls(
             indices=np.asarray(data["indices"], dtype=np.int64),
             scores=np.asarray([float(s) for s in data["scores"]], dtype=np.float64),
             diagnostics=data.get("diagnostics", {}),
             provenance=data.get("provenance", {}),
         )
+
+
+# Provenance fields and the check each must pass when present (every selection has them; a result built by hand
+# may leave them out). Other keys are allowed: methods and integrations may add their own.
+_PROVENANCE_CHECKS = {
+    "method": ("a string", lambda v: isinstance(v, str)),
+    "selector": ("a string", lambda v: isinstance(v, str)),
+    "config": ("a dict of option names (identifiers) to values",
+               lambda v: isinstance(v, dict) and all(isinstance(k, str) and k.isidentifier() for k in v)),
+    "seed": ("a non-negative int", lambda v: _is_count(v)),
+    "budget": ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
+    "budget_rows": ("a non-negative int", lambda v: _is_count(v)),
+    "rows_in": ("a non-negative int", lambda v: _is_count(v)),
+    "rows_out": ("a non-negative int", lambda v: _is_count(v)),
+    "rows_dropped": ("a dict of reasons to {'count': int, 'rows': [int, ...]}", lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and isinstance(d, dict) and _is_count(d.get("count")) and _is_index_list(d.get("rows"))
+        and len(d["rows"]) == d["count"] for k, d in v.items())),
+    "source_fingerprint": ("a string or null", lambda v: v is None or isinstance(v, str)),
+    "source_split": ("a string or null", lambda v: v is None or isinstance(v, str)),
+    "score_meaning": ("a string", lambda v: isinstance(v, str)),
+    "timings": ("a dict of names to numbers", lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and isinstance(t, numbers.Real) and not isinstance(t, bool) for k, t in v.items())),
+    "library_versions": ("a dict of names to version strings", lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and isinstance(t, str) for k, t in v.items())),
+}
+
+
+def check_selection_record(data: Any) -> None:
+    """Check a selection record (:meth:`SelectionResult.to_dict` output, e.g. read back from
+    ``info.description``): types, index range, lengths. Raises :class:`~hf_coreset.CoresetInputError` naming
+    the first malformed field.
+
+    Example:
+        >>> check_selection_record({"indices": [3, 1], "scores": [0.5, "inf"], "provenance": {"rows_in": 4}})
+        >>> check_selection_record({"indices": [3, 7], "scores": [0.5, 0.1], "provenance": {"rows_in": 4}})
+        Traceback (most recent call last):
+        ...
+        hf_coreset.errors.CoresetInputError: The hf_coreset selection record is malformed: indices has row 7, ...
+    """
+    def malformed(what: str) -> CoresetInputError:
+        return CoresetInputError(
+            f"The hf_coreset selection record is malformed: {what}. It was edited or not written by hf_coreset; "
+            "select again to get a sound one."
+        )
+
+    if not isinstance(data, dict):
+        raise malformed(f"it is a {type(data).__name__}, not a dict")
+    indices, scores = data.get("indices"), data.get("scores")
+    if not _is_index_list(indices):
+        raise malformed("indices must be a list of non-negative ints")
+    if len(set(indices)) != len(indices):
+        raise malformed("indices holds a row twice")
+    if not isinstance(scores, list) or not all(_is_score(s) for s in scores):
+        raise malformed("scores must be a list of numbers (or 'nan', 'inf', '-inf')")
+    if len(scores) != len(indices):
+        raise malformed(f"{len(scores)} scores for {len(indices)} indices")
+    for key in ("diagnostics", "provenance"):
+        if not isinstance(data.get(key, {}), dict):
+            raise malformed(f"{key} must be a dict")
+    provenance = data.get("provenance", {})
+    for key, (expected, check) in _PROVENANCE_CHECKS.items():
+        if key in provenance and not check(provenance[key]):
+            raise malformed(f"provenance[{key!r}] must be {expected}, got {provenance[key]!r:.80}")
+    rows_in = provenance.get("rows_in")
+    dropped = [row for info in provenance.get("rows_dropped", {}).values() for row in info["rows"]]
+    if rows_in is not None and any(row >= rows_in for row in [*indices, *dropped]):
+        row = max([*indices, *dropped])
+        where = "indices" if row in indices else "rows_dropped"
+        raise malformed(f"{where} has row {row}, outside the {rows_in} rows of the source")
+    if provenance.get("rows_out", len(indices)) != len(indices):
+        raise malformed(f"provenance['rows_out'] is {provenance['rows_out']} but there are {len(indices)} indices")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_index_list(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_count(i) for i in value)
+
+
+def _is_score(value: Any) -> bool:
+    if isinstance(value, str):
+        return value in ("nan", "inf", "-inf")
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _json_float(value: Any) -> float | str:

@@ -11,6 +11,9 @@ import pyarrow.compute as pc
 
 from .errors import BadFeaturesError, CoresetInputError, MissingColumnError
 
+# What to do with a row whose image cannot be read: drop it and report it, or stop.
+ON_ERROR_VALUES = ("report", "raise")
+
 
 def resolve_budget(budget: int | float, n_rows: int) -> int:
     """Turn a count (int) or a fraction in (0, 1] (float) into a number of rows, at least 1.
@@ -49,13 +52,21 @@ def check_columns_exist(dataset, columns: Sequence[str]) -> None:
 def read_embedding_column(dataset, column: str) -> np.ndarray:
     """Read a column of equal-length numeric vectors as a float32 ``(N, d)`` array.
 
-    Raises :class:`BadFeaturesError` naming the first bad row for a wrong type, a missing vector, ragged
-    lengths, NaN or inf.
+    A column of nested lists or arrays (``datasets.Array2D``, e.g. one ``(1, d)`` model output per row) is
+    flattened per row. Raises :class:`BadFeaturesError` naming the first bad row for a wrong type, a missing
+    vector, ragged lengths, NaN or inf, or a value beyond float32's range.
+
+    Example:
+        >>> import datasets
+        >>> ds = datasets.Dataset.from_dict({"emb": [[[1.0, 2.0]], [[3.0, 4.0]]]})
+        >>> read_embedding_column(ds, "emb").tolist()
+        [[1.0, 2.0], [3.0, 4.0]]
     """
     check_columns_exist(dataset, [column])
     values = dataset.with_format("arrow", columns=[column])[:][column].combine_chunks()
-    value_type = getattr(values.type, "value_type", None)
-    if value_type is None or not (pa.types.is_integer(value_type) or pa.types.is_floating(value_type)):
+    if isinstance(values.type, pa.ExtensionType):  # datasets' Array2D ... Array5D keep nested lists inside
+        values = values.storage
+    if not _is_list(values.type) or not _has_numeric_leaves(values.type):
         raise BadFeaturesError(
             f"Embedding column {column!r} has type {values.type}, expected one list of numbers per row "
             "(e.g. datasets.Sequence(datasets.Value('float32')))."
@@ -63,16 +74,55 @@ def read_embedding_column(dataset, column: str) -> np.ndarray:
     if values.null_count:
         row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
         raise BadFeaturesError(f"Embedding column {column!r} has no vector in row {row}; fill or drop that row.")
-    lengths = pc.list_value_length(values).to_numpy()
+    leaves, lengths = _flatten_rows(values)
     if len(lengths) and (lengths != lengths[0]).any():
         row = int(np.flatnonzero(lengths != lengths[0])[0])
         raise BadFeaturesError(
             f"Embedding column {column!r} is ragged: row {row} has {lengths[row]} values, row 0 has "
             f"{lengths[0]}. Every row needs a vector of the same length."
         )
-    matrix = values.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(values), -1)
-    check_finite(matrix, f"Embedding column {column!r}")
+    if lengths[0] == 0:
+        raise BadFeaturesError(f"Embedding column {column!r} holds empty vectors; every row needs values.")
+    raw = leaves.to_numpy(zero_copy_only=False).reshape(len(values), -1)
+    check_finite(raw, f"Embedding column {column!r}")
+    with np.errstate(over="ignore"):  # an overflow is reported just below, naming the row
+        matrix = raw.astype(np.float32)
+    _check_no_overflow(raw, matrix, column)
     return matrix
+
+
+def _is_list(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(
+        arrow_type)
+
+
+def _has_numeric_leaves(arrow_type: pa.DataType) -> bool:
+    while _is_list(arrow_type):
+        arrow_type = arrow_type.value_type
+    return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+
+
+def _flatten_rows(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """All numbers of a (nested) list array in row order, and how many each row holds."""
+    n_rows = len(values)
+    row_of = np.arange(n_rows)
+    while _is_list(values.type):
+        row_of = row_of[pc.list_parent_indices(values).to_numpy()]
+        values = pc.list_flatten(values)
+    return values, np.bincount(row_of, minlength=n_rows)
+
+
+def _check_no_overflow(raw: np.ndarray, matrix: np.ndarray, column: str) -> None:
+    """A finite value that became inf in float32 was beyond its range (about 3.4e38)."""
+    overflowed = ~np.isfinite(matrix).all(axis=1)
+    if overflowed.any():
+        row = int(np.flatnonzero(overflowed)[0])
+        value = raw[row][~np.isfinite(matrix[row])][0]
+        raise BadFeaturesError(
+            f"Embedding column {column!r} row {row} holds {value:g}, beyond float32's range (about 3.4e38): it "
+            f"would overflow to inf ({int(overflowed.sum())} such rows). Rescale the vectors (e.g. L2-normalise "
+            "them) before selecting."
+        )
 
 
 def check_finite(matrix: np.ndarray, what: str) -> None:

@@ -167,3 +167,114 @@ def test_readme_usage_reaches_the_shipped_sample_after_a_plain_import():
     code = "import hf_coreset; print(hf_coreset.data.load_default_dataset().num_rows)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("2000")
+
+
+# ---- options, columns and arguments that used to slip through ---------------------------------------------
+
+
+def test_no_method_option_shares_a_name_with_a_select_coreset_argument():
+    import dataclasses
+
+    from hf_coreset.api import SELECT_CORESET_ARGUMENTS
+
+    for name in hf_coreset.available_methods():
+        fields = {f.name for f in dataclasses.fields(hf_coreset.get_method(name).config_class)}
+        assert fields & SELECT_CORESET_ARGUMENTS == {"seed"}, name
+
+
+def test_registering_an_option_that_shadows_a_select_coreset_argument_is_refused():
+    @dataclass
+    class ShadowingConfig(SelectionConfig):
+        batch_size: int = 32
+
+    class Whatever(Selector):
+        needs_features = False
+
+        def _select(self, features, budget):
+            return np.arange(budget), np.zeros(budget), {}
+
+    with pytest.raises(TypeError, match=r"option\(s\) \['batch_size'\] named like argument\(s\) of select_coreset"):
+        hf_coreset.register_method("shadowing_test", ShadowingConfig, Whatever)
+    assert "shadowing_test" not in hf_coreset.available_methods()
+
+
+def test_ost_scoring_batch_size_reaches_the_config(embedding_dataset):
+    core = hf_coreset.select_coreset(embedding_dataset.select(range(40)), "ost", 8, embedding_columns=EMBEDDINGS,
+                                     scoring_batch_size=7, batch_size=5, show_progress=False)
+    assert get_selection_result(core).provenance["config"]["scoring_batch_size"] == 7
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"embedding_columns": ["missing"]}, MissingColumnError, r"Column 'missing' is not in the dataset"),
+        ({"image_column": "photo"}, MissingColumnError, r"Column 'photo' is not in the dataset"),
+        ({"text_column": "text"}, MissingColumnError, r"Column 'text' is not in the dataset"),
+        ({"embedding_columns": "img_emb"}, CoresetInputError, r"must be a list of column names"),
+        ({"on_error": "ignore"}, CoresetInputError, r"on_error must be one of \['report', 'raise'\], got 'ignore'"),
+        ({"batch_size": 0}, CoresetInputError, r"batch_size must be a positive int, got 0"),
+        ({"batch_size": -1}, CoresetInputError, r"batch_size must be a positive int, got -1"),
+        ({"batch_size": 2.5}, CoresetInputError, r"batch_size must be a positive int, got 2.5"),
+        ({"batch_size": "8"}, CoresetInputError, r"batch_size must be a positive int, got '8'"),
+    ],
+)
+def test_every_named_column_and_argument_is_checked_even_without_features(embedding_dataset, kwargs, error,
+                                                                          message):
+    with pytest.raises(error, match=message):
+        hf_coreset.select_coreset(embedding_dataset, "random", 5, **kwargs)
+
+
+def test_numpy_integers_are_accepted_as_seed_and_batch_size(embedding_dataset):
+    core = hf_coreset.select_coreset(embedding_dataset, "random", np.int64(5), seed=np.int64(3),
+                                     batch_size=np.int32(8))
+    plain = hf_coreset.select_coreset(embedding_dataset, "random", 5, seed=3)
+    result = get_selection_result(core)
+    assert result.indices.tolist() == get_selection_result(plain).indices.tolist()
+    assert type(result.provenance["seed"]) is int and result.provenance["config"]["seed"] == 3
+
+
+def test_dataset_dict_names_the_failing_split(embedding_dataset):
+    dd = datasets.DatasetDict({"train": embedding_dataset, "validation": embedding_dataset.select(range(3))})
+    with pytest.raises(CoresetInputError, match=r"^In split 'validation': budget=5 rows is out of range"):
+        dd.select_coreset("random", 5)
+
+
+@pytest.mark.parametrize("shape", [(1, 4), (2, 3)])
+def test_an_array2d_embedding_column_is_flattened_per_row(shape):
+    rng = np.random.default_rng(0)
+    arrays = rng.normal(size=(20, *shape)).astype(np.float32)
+    ds = datasets.Dataset.from_dict({"emb": arrays.tolist()},
+                                    features=datasets.Features({"emb": datasets.Array2D(shape, "float32")}))
+    flat = datasets.Dataset.from_dict({"emb": arrays.reshape(20, -1).tolist()})
+    from hf_coreset.validation import read_embedding_column
+
+    np.testing.assert_array_equal(read_embedding_column(ds, "emb"), arrays.reshape(20, -1))
+    picked = get_selection_result(hf_coreset.select_coreset(ds, "kcenter", 5, embedding_columns=["emb"])).indices
+    same = get_selection_result(hf_coreset.select_coreset(flat, "kcenter", 5, embedding_columns=["emb"])).indices
+    assert picked.tolist() == same.tolist()
+
+
+def test_a_ragged_nested_embedding_column_names_the_row():
+    ds = datasets.Dataset.from_dict({"emb": [[[1.0, 2.0]], [[1.0, 2.0]], [[1.0], [2.0, 3.0]]]})
+    with pytest.raises(BadFeaturesError, match=r"ragged: row 2 has 3 values, row 0 has 2"):
+        hf_coreset.select_coreset(ds, "kcenter", 2, embedding_columns=["emb"])
+
+
+def test_a_float64_value_beyond_float32_is_reported_as_overflow():
+    ds = datasets.Dataset.from_dict({"emb": [[1.0, 2.0], [3.0, 1e39], [0.0, 1.0]]},
+                                    features=datasets.Features({"emb": datasets.Sequence(datasets.Value("float64"))}))
+    with pytest.raises(BadFeaturesError, match=r"row 1 holds 1e\+39, beyond float32's range.*overflow.*Rescale"):
+        hf_coreset.select_coreset(ds, "kcenter", 2, embedding_columns=["emb"])
+    nan = datasets.Dataset.from_dict({"emb": [[1.0, 2.0], [3.0, float("nan")]]})
+    with pytest.raises(BadFeaturesError, match=r"NaN or inf in row 1"):
+        hf_coreset.select_coreset(nan, "kcenter", 1, embedding_columns=["emb"])
+
+
+def test_distill_is_reachable_after_a_plain_import():
+    import subprocess
+    import sys
+
+    code = ("import hf_coreset, inspect; print(hf_coreset.distill.__name__, "
+            "'num_pairs' in inspect.signature(hf_coreset.distill.distill).parameters)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["hf_coreset.distill", "True"]

@@ -1,4 +1,4 @@
-"""method="cast" end to end: options, ablations, determinism, stochastic greedy, grouping, diagnostics."""
+"""method="cast" end to end: options, ablations, determinism, noise, invariance, grouping, diagnostics."""
 
 from __future__ import annotations
 
@@ -41,13 +41,17 @@ def test_diagnostics_are_complete_and_json_ready(embedding_dataset):
     result = _cast(embedding_dataset, 20)
     d = result.diagnostics
     json.dumps(d)
-    assert d["k"] == 10 and d["levels"] == 5
+    assert d["k"] == 10 and d["levels"] == 3
     assert d["index_used"] == {"img_emb": "exact", "txt_emb": "exact"}
-    assert d["scales"] == ["psi_0", "psi_1", "psi_2", "psi_3", "psi_4", "psi_5", "phi_5"]
-    assert set(d["discrepancy_per_scale"]) == {"selected", "random_subset_same_size"}
-    assert 0 < d["coverage_reached"] <= 1
+    assert list(d["mean_best_similarity"]) == ["fine", "diffusion_T^1", "diffusion_T^2", "diffusion_T^4"]
+    assert d["diffusion_scales_off_at_pick"] == 20  # N / k
+    assert set(d["wavelet_discrepancy_per_scale"]) == {"selected", "random_subset_same_size"}
+    assert list(d["wavelet_discrepancy_per_scale"]["selected"]) == ["psi_0", "psi_1", "psi_2", "psi_3", "phi_3"]
+    assert 0 <= d["reliability"]["estimated_mismatched_share"] <= 1
     assert sum(d["collapse_histogram"]["img_emb"]) == 200
     assert abs(sum(d["mean_trust"].values()) - 1) < 1e-3
+    # The scores are the facility-location gains: positive, and never growing from one pick to the next.
+    assert (result.scores > 0).all() and (np.diff(result.scores) <= 1e-9).all()
 
 
 def test_same_seed_same_indices_different_seed_runs(embedding_dataset):
@@ -57,22 +61,14 @@ def test_same_seed_same_indices_different_seed_runs(embedding_dataset):
 
 
 @pytest.mark.parametrize("options", [
-    {"coverage": False}, {"matching": False}, {"collapse_refinement": False}, {"hubness_reduction": False},
-    {"scale_schedule": "all"}, {"consensus_boost": 1.0}, {"k": 5, "levels": 2, "beta": 1.0},
-    {"refresh_every": 4}, {"exact_greedy_max_rows": 0},
+    {"reliability": "none"}, {"levels": 0}, {"scale_schedule": "constant"}, {"fusion": "sum"},
+    {"collapse_refinement": False}, {"hubness_reduction": False}, {"consensus_boost": 1.0},
+    {"k": 5, "levels": 2, "beta": 1.0, "similarity_neighbors": 20, "diffusion_keep": 8},
 ])
 def test_every_ablation_is_one_argument_away(embedding_dataset, options):
     result = _cast(embedding_dataset, 25, **options)
     assert len(set(result.indices.tolist())) == 25
     assert result.provenance["config"] | options == result.provenance["config"]
-
-
-def test_stochastic_greedy_scores_a_sample_of_candidates():
-    features, _ = _clustered_features()
-    selector = CASTSelector(CASTConfig(exact_greedy_max_rows=0, stochastic_eps=0.1)).fit(features, 24)
-    # (N / budget) log(1 / eps) = 10 * 2.3 -> 24 candidates per step instead of 240.
-    assert selector.diagnostics_["candidates_per_step"] == 24
-    assert len(set(selector.indices_.tolist())) == 24
 
 
 def test_cast_covers_every_cluster():
@@ -81,11 +77,50 @@ def test_cast_covers_every_cluster():
     assert len(set(labels[selector.indices_].tolist())) == 8
 
 
+def _noisy_clustered_pairs(noise=0.5, n_clusters=10, per_cluster=40, seed=0):
+    """Clustered pairs (image and caption near the same cluster centre), ``noise`` of the captions permuted."""
+    from hf_coreset.noise import caption_permutation
+
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n_clusters), per_cluster)
+    image = 3.0 * rng.normal(size=(n_clusters, 12))[labels] + rng.normal(size=(len(labels), 12))
+    text = 3.0 * rng.normal(size=(n_clusters, 6))[labels] + rng.normal(size=(len(labels), 6))
+    source = caption_permutation(len(labels), noise, seed=seed)
+    return FeatureSet(len(labels), {"image": image, "text": text[source]}), labels[source] != labels
+
+
+def test_mismatched_pairs_are_neither_picked_nor_represented():
+    features, mismatched = _noisy_clustered_pairs()
+    # Half the captions are permuted; 9 in 10 of those now belong to another cluster.
+    assert 0.4 < mismatched.mean() < 0.5
+    picked = CASTSelector(CASTConfig()).fit(features, 40).indices_
+    ablated = CASTSelector(CASTConfig(reliability="none")).fit(features, 40).indices_
+    assert mismatched[picked].sum() <= 4  # random picks about 18 of 40, without reliability CAST picks 26
+    assert mismatched[ablated].sum() > 3 * mismatched[picked].sum() + 4
+
+
+@pytest.mark.parametrize("block", ["image", "text"])
+def test_picks_do_not_depend_on_how_each_row_is_scaled(block):
+    features, _ = _noisy_clustered_pairs(noise=0.2)
+    scale = np.random.default_rng(1).uniform(0.05, 20.0, size=(features.n_rows, 1))
+    rescaled = FeatureSet(features.n_rows, {**features.blocks, block: features.blocks[block] * scale})
+    first = CASTSelector(CASTConfig()).fit(features, 30).indices_
+    second = CASTSelector(CASTConfig()).fit(rescaled, 30).indices_
+    np.testing.assert_array_equal(first, second)
+
+
+def test_selection_is_nested_across_budgets():
+    """The schedule depends on the pick number, not on the budget: a smaller budget is a prefix."""
+    features, _ = _clustered_features()
+    small = CASTSelector(CASTConfig()).fit(features, 10).indices_
+    large = CASTSelector(CASTConfig()).fit(features, 40).indices_
+    np.testing.assert_array_equal(large[:10], small)
+
+
 @pytest.mark.parametrize("options, message", [
-    ({"coverage": False, "matching": False}, "nothing to optimise"),
     ({"k": 1}, "k must be"), ({"scale_schedule": "fine_first"}, "scale_schedule"),
-    ({"index": "annoy"}, "index must be"), ({"stochastic_eps": 1.5}, "stochastic_eps"),
-    ({"beta": -1}, "beta"),
+    ({"index": "annoy"}, "index must be"), ({"fusion": "max"}, "fusion"), ({"reliability": "oracle"}, "reliability"),
+    ({"beta": -1}, "beta"), ({"levels": -1}, "levels"), ({"similarity_neighbors": 0}, "similarity_neighbors"),
 ])
 def test_bad_options_fail_early(options, message):
     with pytest.raises(CoresetInputError, match=message):

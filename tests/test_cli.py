@@ -75,13 +75,16 @@ def test_method_options_and_scores(source, tmp_path):
 
 def test_existing_output_is_refused_then_replaced_with_overwrite(source, tmp_path, capsys):
     source.save_to_disk(str(tmp_path / "src"))
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "keep.txt").write_text("mine")
+    assert _run(["select", tmp_path / "src", *COMMON, "--output", tmp_path / "out", "--seed", "1"]) == 0
     assert _run(["select", tmp_path / "src", *COMMON, "--output", tmp_path / "out"]) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
-    assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
     assert _run(["select", tmp_path / "src", *COMMON, "--output", tmp_path / "out", "--overwrite"]) == 0
     _check_output(tmp_path / "out", source)
+    # A folder hf-coreset did not write is never replaced (tests/test_cli_safety.py has every case).
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("mine")
+    assert _run(["select", tmp_path / "src", *COMMON, "--output", tmp_path / "mine", "--overwrite"]) == 2
+    assert (tmp_path / "mine" / "keep.txt").read_text() == "mine"
 
 
 def test_a_failed_selection_writes_nothing(source, tmp_path, capsys):

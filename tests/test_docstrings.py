@@ -14,6 +14,10 @@ CHEAP_MODULES = [
     "hf_coreset.result",
     "hf_coreset.registry",
     "hf_coreset.validation",
+    "hf_coreset.outputs",
+    "hf_coreset.features.cache",
+    "hf_coreset.integrations.hub",
+    "hf_coreset.config",
     "hf_coreset.noise",
     "hf_coreset.features.aggregate",
     "hf_coreset.metrics.coverage",
@@ -33,6 +37,14 @@ CHEAP_MODULES = [
     "hf_coreset.methods.ost.config",
     "hf_coreset.methods.ost.selector",
     "hf_coreset.data.llava",
+    "hf_coreset.vectors",
+    "hf_coreset.graph.knn",
+    "hf_coreset.graph.fusion",
+    "hf_coreset.graph.wavelets",
+    "hf_coreset.graph.reliability",
+    "hf_coreset.graph.facility_location",
+    "hf_coreset.methods.facility_location.selector",
+    "hf_coreset.methods.cast.selector",
 ]
 
 

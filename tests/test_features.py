@@ -248,6 +248,124 @@ def test_cache_hit_is_true_only_when_every_modality_hits(tmp_path):
     assert result.cache_hit and set(result.embeddings) == {"image", "text"}
 
 
+def path_dataset(paths) -> datasets.Dataset:
+    return datasets.Dataset.from_dict({"image": [str(p) for p in paths]}).cast_column("image", datasets.Image())
+
+
+def test_an_image_replaced_at_the_same_path_is_encoded_again(tmp_path):
+    import os
+
+    paths = [tmp_path / f"{i}.bmp" for i in range(3)]  # BMP: the same size whatever the pixels
+    for image, path in zip(make_images(3), paths):
+        image.save(path)
+    cache = tmp_path / "cache"
+    first = encode_dataset(path_dataset(paths), image_column="image", image_encoder=CountingEncoder(),
+                           cache_dir=cache)
+    before = paths[1].stat()
+    Image.new("RGB", (36, 40), (10, 200, 30)).save(paths[1])  # same path, same size, new pixels, written later
+    os.utime(paths[1], ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+    assert paths[1].stat().st_size == before.st_size
+    encoder = CountingEncoder()
+    second = encode_dataset(path_dataset(paths), image_column="image", image_encoder=encoder, cache_dir=cache)
+    assert encoder.calls == 3 and not second.cache_hit
+    np.testing.assert_allclose(second.embeddings["image"][1], [10, 200, 30])
+    np.testing.assert_array_equal(second.embeddings["image"][[0, 2]], first.embeddings["image"][[0, 2]])
+    # Untouched files: the cache hits.
+    assert encode_dataset(path_dataset(paths), image_column="image", image_encoder=CountingEncoder(),
+                          cache_dir=cache).cache_hit
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_a_corrupt_cache_file_is_named_and_rebuilt(tmp_path, caplog, damage):
+    ds = image_dataset(make_images(6))
+    first = encode_dataset(ds, image_column="image", image_encoder=CountingEncoder(), cache_dir=tmp_path)
+    (cache_file,) = tmp_path.glob("*.arrow")
+    content = cache_file.read_bytes()
+    damaged = {"truncate": content[: len(content) // 2], "garbage": b"\x00garbage" * 50, "empty": b""}[damage]
+    cache_file.write_bytes(damaged)
+    encoder = CountingEncoder()
+    with caplog.at_level(logging.WARNING, logger="hf_coreset.features.cache"):
+        again = encode_dataset(ds, image_column="image", image_encoder=encoder, cache_dir=tmp_path)
+    assert f"The feature cache file {cache_file} is corrupt" in caplog.text and "encoding again" in caplog.text
+    assert encoder.calls == 6 and not again.cache_hit
+    np.testing.assert_array_equal(again.embeddings["image"], first.embeddings["image"])
+    assert encode_dataset(ds, image_column="image", image_encoder=CountingEncoder(), cache_dir=tmp_path).cache_hit
+
+
+def test_a_corrupt_cache_file_that_cannot_be_deleted_is_a_clear_error(tmp_path, monkeypatch):
+    from hf_coreset.features import cache
+
+    ds = image_dataset(make_images(3))
+    encode_dataset(ds, image_column="image", image_encoder=CountingEncoder(), cache_dir=tmp_path)
+    (cache_file,) = tmp_path.glob("*.arrow")
+    cache_file.write_bytes(b"not arrow")
+
+    def read_only(path):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(cache.os, "remove", read_only)
+    with pytest.raises(CoresetInputError, match=r"is corrupt .* and cannot be deleted .*: delete it, or pass another"):
+        encode_dataset(ds, image_column="image", image_encoder=CountingEncoder(), cache_dir=tmp_path)
+
+
+KILLED_ENCODING = """
+import sys, time, pathlib, datasets
+from hf_coreset.features import cache, encoders
+cache.CHECKPOINT_ROWS = 4
+marker = pathlib.Path(sys.argv[2])
+def encode(texts):
+    if sys.argv[3] in texts:  # the batch holding row 13: tell the test we got here, then hang
+        marker.write_text("ready")
+        time.sleep(600)
+    return [[float(len(t))] for t in texts]
+ds = datasets.Dataset.from_dict({"caption": [f"caption {i}" for i in range(20)]})
+encoders.encode_dataset(ds, text_column="caption", cache_dir=sys.argv[1], batch_size=2, show_progress=False,
+                        text_encoder=encoders.CallableEncoder(encode, "text", name="length-v1"))
+"""
+
+
+def test_a_killed_encoding_leaves_no_stray_file_and_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from hf_coreset.features import cache
+
+    cache_dir, marker = tmp_path / "cache", tmp_path / "ready"
+    process = subprocess.Popen([sys.executable, "-c", KILLED_ENCODING, str(cache_dir), str(marker), "caption 13"])
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), "the encoding never reached row 13"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    # Only the work folder of the unfinished file: checkpoints of rows 0-11 (12 is in the unfinished one).
+    (work,) = cache_dir.iterdir()
+    assert work.name.endswith(".arrow.partial") and work.is_dir()
+    assert sorted(os.listdir(work)) == ["000000000000-000000000004.arrow", "000000000004-000000000008.arrow",
+                                        "000000000008-000000000012.arrow", "lock"]
+
+    seen = []
+
+    def encode(texts):
+        seen.extend(texts)
+        return [[float(len(t))] for t in texts]
+
+    ds = datasets.Dataset.from_dict({"caption": [f"caption {i}" for i in range(20)]})
+    cache.CHECKPOINT_ROWS, saved = 4, cache.CHECKPOINT_ROWS
+    try:
+        result = encode_dataset(ds, text_column="caption", cache_dir=cache_dir, batch_size=2, show_progress=False,
+                                text_encoder=CallableEncoder(encode, "text", name="length-v1"))
+    finally:
+        cache.CHECKPOINT_ROWS = saved
+    assert seen == [f"caption {i}" for i in range(12, 20)]  # resumed after the last checkpoint
+    np.testing.assert_array_equal(result.embeddings["text"][:, 0], [len(f"caption {i}") for i in range(20)])
+    assert [p.name for p in cache_dir.iterdir()] == [work.name.removesuffix(".partial")]  # the cache file alone
+
+
 # --------------------------------------------------------------------------------------------------------
 # encode_dataset: bad rows
 # --------------------------------------------------------------------------------------------------------
@@ -294,9 +412,9 @@ def test_unreadable_image_raises_with_on_error_raise(tmp_path):
             cache_dir=tmp_path,
         )
     assert "'image'" in str(error.value) and "on_error='report'" in str(error.value)
-    assert not list(
-        tmp_path.glob("*.arrow")
-    )  # a failed run leaves no cache file that a later call would read
+    # A failed run leaves no cache file that a later call would read, and no checkpoints: they belong to data
+    # that must change (and with it the cache key).
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_paths_structs_and_missing_files_in_plain_columns(tmp_path):

@@ -1,4 +1,4 @@
-"""CAST building blocks (hf_coreset.graph): kNN, fusion, diffusion wavelets, discrepancy, coverage."""
+"""CAST building blocks (hf_coreset.graph): kNN, fusion, fused similarity, diffusion, reliability."""
 
 from __future__ import annotations
 
@@ -6,16 +6,27 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from hf_coreset.graph.coverage import SoftCoverage, relation_matrix
-from hf_coreset.graph.fusion import fuse_graphs, modality_graph, top_k_per_row, trust_weights
+from hf_coreset.graph.facility_location import facility_location_greedy
+from hf_coreset.graph.fusion import (
+    fuse_graphs,
+    fused_similarity,
+    modality_graph,
+    prepare_features,
+    top_k_per_row,
+    trust_weights,
+    union_support,
+)
 from hf_coreset.graph.knn import exact_knn, knn, recall_at_k
+from hf_coreset.graph.reliability import local_false_discovery_rate, mismatched_share, pair_reliability
 from hf_coreset.graph.wavelets import (
-    MultiScaleMatcher,
     apply_frame,
+    diffusion_correlation,
     diffusion_operator,
     discrepancy,
-    scale_diagonals,
+    dyadic_powers,
+    selection_residual,
 )
+from hf_coreset.noise import caption_permutation
 
 LEVELS = 3
 
@@ -74,42 +85,149 @@ def test_every_wavelet_is_psd(small_t):
         assert np.linalg.eigvalsh(element).min() > -1e-10
 
 
-def _exact_diagonals(t):
-    return np.array([np.einsum("ij,ij->i", f, f) for f in _dense_frame(t)])
-
-
-def test_closed_form_increment_equals_recomputing_the_discrepancy(small_t):
-    n = small_t.shape[0]
+def test_discrepancy_is_the_weighted_energy_of_the_residual_in_every_frame_element(small_t):
+    selected = np.array([3, 8, 21, 40])
     weights = np.random.default_rng(3).uniform(0.1, 1.0, size=LEVELS + 2)
-    matcher = MultiScaleMatcher(small_t, LEVELS, _exact_diagonals(small_t), weights)
-    for row in (4, 17, 33):
-        matcher.add(row, exact=True)
-    selected = [4, 17, 33]
-    assert matcher.value() == pytest.approx(discrepancy(small_t, np.array(selected), weights, LEVELS), rel=1e-9)
-    candidates = np.setdiff1d(np.arange(n), selected)
-    recomputed = np.array([discrepancy(small_t, np.array(selected + [int(i)]), weights, LEVELS)
-                           for i in candidates])
-    np.testing.assert_allclose(matcher.after_adding(candidates), recomputed, rtol=1e-9)
-    np.testing.assert_allclose(matcher.increments(candidates), recomputed - matcher.value(), atol=1e-14)
+    frame = _dense_frame(small_t)
+    residual = selection_residual(selected, small_t.shape[0])
+    expected = sum(w * float(np.sum((f @ residual) ** 2)) for w, f in zip(weights, frame))
+    assert discrepancy(small_t, selected, weights, LEVELS) == pytest.approx(expected, rel=1e-10)
 
 
-def test_local_updates_are_exact_again_after_a_refresh(small_t):
-    weights = np.ones(LEVELS + 2)
-    local = MultiScaleMatcher(small_t, LEVELS, _exact_diagonals(small_t), weights)
-    exact = MultiScaleMatcher(small_t, LEVELS, _exact_diagonals(small_t), weights)
-    for row in (1, 2, 40):
-        local.add(row)
-        exact.add(row, exact=True)
-    local.refresh()
-    np.testing.assert_allclose(local.ks, exact.ks, atol=1e-12)
-    assert local.value() == pytest.approx(exact.value())
+def test_dyadic_powers_without_pruning_are_the_exact_powers(small_t):
+    powers = dyadic_powers(small_t, 4, keep=small_t.shape[0], chunk=7)
+    dense = small_t.toarray()
+    for j, power in enumerate(powers):
+        np.testing.assert_allclose(power.toarray(), np.linalg.matrix_power(dense, 2**j), atol=1e-12)
 
 
-def test_hutchinson_diagonals_approach_the_exact_ones(small_t):
-    estimate = scale_diagonals(small_t, LEVELS, probes=512, rng=np.random.default_rng(0))
-    exact = _exact_diagonals(small_t)
-    relative_error = np.abs(estimate - exact).sum(axis=1) / exact.sum(axis=1)
-    assert relative_error.max() < 0.1
+def test_pruned_powers_keep_the_diagonal_and_stay_symmetric(small_t):
+    squared, pruned = dyadic_powers(small_t, 3, keep=5)[1:]
+    # The diagonal is never pruned: it is that of the (pruned) square before it, squared.
+    np.testing.assert_allclose(pruned.diagonal(), (squared @ squared).diagonal(), rtol=1e-12)
+    assert (pruned != pruned.T).nnz == 0
+    # Before symmetrisation every row had its diagonal and its 4 largest other entries.
+    assert np.diff(pruned.tocsr().indptr).min() >= 5
+
+
+def test_diffusion_correlation_is_the_cosine_of_diffusion_profiles(small_t):
+    half = small_t.toarray()  # P = T^2 = T T: the profiles are the columns of T
+    correlation = diffusion_correlation(sp.csr_matrix(half @ half)).toarray()
+    profiles = half / np.linalg.norm(half, axis=0, keepdims=True)
+    np.testing.assert_allclose(correlation, np.clip(profiles.T @ profiles, 0, 1), atol=1e-10)
+    np.testing.assert_allclose(np.diag(correlation), 1.0)
+
+
+@pytest.mark.parametrize("fusion", ["product", "sum"])
+def test_fused_similarity_matches_a_dense_computation(fusion):
+    rng = np.random.default_rng(5)
+    image, text = _unit(rng.normal(size=(40, 6)) + 2.0), _unit(rng.normal(size=(40, 4)) + 1.0)
+    candidates = [exact_knn(image, 5)[0], exact_knn(text, 5)[0]]
+    trust = rng.uniform(size=(40, 1))
+    trust = np.concatenate([trust, 1 - trust], axis=1)
+    similarity = fused_similarity([image, text], candidates, trust, fusion).toarray()
+    cos_image, cos_text = image @ image.T, text @ text.T
+    a = 0.5 * (trust[:, None, 0] + trust[None, :, 0])
+    if fusion == "product":
+        dense = np.maximum(cos_image, 0) ** (4 * a) * np.maximum(cos_text, 0) ** (4 * (1 - a))
+    else:
+        dense = (a * cos_image + (1 - a) * cos_text) ** 2
+    np.fill_diagonal(dense, 1.0)
+    support = np.zeros((40, 40), dtype=bool)
+    for lists in candidates:
+        np.put_along_axis(support, lists, True, axis=1)
+    np.fill_diagonal(support, True)
+    np.testing.assert_allclose(similarity, np.where(support, dense, 0.0), rtol=1e-5, atol=1e-7)
+
+
+def test_own_list_cosines_in_closed_form_equal_the_gathered_ones():
+    rng = np.random.default_rng(10)
+    blocks = [rng.normal(size=(80, 6)) + 1.5, 3.0 * rng.normal(size=(80, 4)) + 1.0]
+    lists = [exact_knn(prepare_features(x), 7) for x in blocks]
+    trust = np.full((80, 2), 0.5)
+    candidates, similarities = [idx for idx, _ in lists], [s for _, s in lists]
+    gathered = fused_similarity(blocks, candidates, trust)
+    closed_form = fused_similarity(blocks, candidates, trust, candidate_similarities=similarities)
+    np.testing.assert_allclose(closed_form.toarray(), gathered.toarray(), atol=1e-5)
+
+
+def test_union_support_marks_each_repeat_once():
+    support, keep = union_support([np.array([[1, 2], [2, 0], [0, 1]]), np.array([[2, 0], [0, 2], [1, 2]])])
+    for row, mask in zip(support, keep):
+        assert sorted(row[mask].tolist()) == sorted(set(row.tolist()))
+
+
+def test_prepared_features_ignore_how_each_row_is_scaled():
+    x = np.random.default_rng(6).normal(size=(30, 5))
+    scaled = x * np.random.default_rng(7).uniform(0.01, 100, size=(30, 1))
+    np.testing.assert_allclose(prepare_features(x), prepare_features(scaled), atol=1e-5)
+
+
+def _noisy_pairs(n_classes=12, per_class=40, noise=0.4, seed=0):
+    """Image and caption vectors around the same class centre; ``noise`` of the captions permuted."""
+    rng = np.random.default_rng(seed)
+    label = np.repeat(np.arange(n_classes), per_class)
+    image = _unit(rng.normal(size=(n_classes, 16))[label] + 0.4 * rng.normal(size=(len(label), 16)))
+    text = _unit(rng.normal(size=(n_classes, 8))[label] + 0.4 * rng.normal(size=(len(label), 8)))
+    source = caption_permutation(len(label), noise, seed=seed)
+    return image, text[source], source != np.arange(len(label)), label
+
+
+def test_reliability_separates_mismatched_pairs_and_estimates_their_share():
+    from sklearn.metrics import roc_auc_score
+
+    image, text, mismatched, _ = _noisy_pairs()
+    r = pair_reliability(image, text, exact_knn(image, 10)[0], exact_knn(text, 10)[0])
+    assert roc_auc_score(~mismatched, r.reliability) > 0.9
+    # 40 % permuted, of which 1/12 land in their own class and look matched: about 0.37 look mismatched.
+    assert 0.3 < r.mismatched_share < 0.45
+
+
+def test_reliability_of_clean_pairs_stays_near_one():
+    image, text, _, _ = _noisy_pairs(noise=0.0)
+    r = pair_reliability(image, text, exact_knn(image, 10)[0], exact_knn(text, 10)[0])
+    assert r.mismatched_share < 0.05 and r.reliability.mean() > 0.95
+
+
+def test_a_null_sample_is_all_mismatched_and_the_lfdr_never_rises_with_the_score():
+    rng = np.random.default_rng(8)
+    null, scores = rng.normal(size=5000), np.concatenate([rng.normal(size=2000), rng.normal(3.0, 1.0, size=2000)])
+    assert mismatched_share(rng.normal(size=5000), null) == pytest.approx(1.0, abs=0.05)
+    share = mismatched_share(scores, null)
+    assert share == pytest.approx(0.5, abs=0.06)
+    lfdr = local_false_discovery_rate(scores, null, share)
+    ordered = lfdr[np.argsort(scores)]
+    assert (np.diff(ordered) <= 1e-12).all() and 0 <= lfdr.min() and lfdr.max() <= 1
+
+
+def test_facility_location_second_pick_in_a_covered_tight_cluster_gains_little():
+    rng = np.random.default_rng(4)
+    spread = _unit(rng.normal(size=(150, 10)))
+    tight = _unit(8.0 * np.ones(10) + 1e-3 * rng.normal(size=(8, 10)))
+    x = np.concatenate([spread, tight])
+    similarity = np.clip(x @ x.T, 0, 1) ** 2
+    picks, gains = facility_location_greedy(similarity, 12)
+    assert sum(int(p) >= 150 for p in picks) == 1  # the cluster gets exactly one representative
+
+
+def test_block_weights_schedule_equals_a_naive_greedy_with_the_same_weights():
+    similarity = sp.random(120, 60, density=0.3, random_state=2, format="csc")  # two blocks of 60 rows
+    blocks = np.repeat([0, 1], 60)
+
+    def weights(step):
+        return np.array([1.0, max(0.0, 1.0 - step / 6)])
+
+    picks, _ = facility_location_greedy(similarity, 10, row_blocks=blocks, block_weights=weights)
+    dense, best, naive = similarity.toarray(), np.zeros(120), []
+    for step in range(10):
+        w = weights(step)[blocks]
+        gains = (w[:, None] * np.maximum(dense - best[:, None], 0)).sum(axis=0)
+        gains[naive] = -np.inf
+        naive.append(int(np.argmax(gains)))
+        best = np.maximum(best, dense[:, naive[-1]])
+    np.testing.assert_array_equal(picks, naive)
+    with pytest.raises(ValueError, match="never increase"):
+        facility_location_greedy(similarity, 3, row_blocks=blocks, block_weights=lambda step: np.full(2, step + 1.0))
 
 
 def _duplicated_images_dataset(n_unique=120, n_prototypes=4, copies=20, seed=0):
@@ -133,7 +251,7 @@ def test_duplicated_images_are_locally_collapsed_and_text_takes_over():
 
     trust = trust_weights(np.stack([image_graph.collapse, text_graph.collapse], axis=1), beta=5.0)
     assert trust[is_duplicate, 0].mean() < 0.03  # duplicated rows hardly trust their image
-    assert trust[is_duplicate, 0].max() < 0.1
+    assert trust[is_duplicate, 0].max() < 0.15
     assert trust[~is_duplicate, 0].mean() > 0.35
 
     fused = fuse_graphs([image_graph.weights, text_graph.weights], trust, k=10)
@@ -154,19 +272,13 @@ def test_top_k_per_row_keeps_the_largest():
                                   [[0, 3, 0, 2], [1, 0, 0, 0], [5, 0, 0, 6], [0, 0, 0, 0]])
 
 
-def test_coverage_gain_vanishes_inside_an_already_covered_tight_cluster():
-    rng = np.random.default_rng(4)
-    spread = rng.normal(size=(150, 10))
-    # 8 near-identical rows far from the rest: fewer than k, so they are all each other's neighbours.
-    tight = 8.0 * np.ones(10) + 1e-3 * rng.normal(size=(8, 10))
-    x = np.concatenate([spread, tight])
-    t = diffusion_operator(fuse_graphs([modality_graph(x, k=10).weights], np.ones((len(x), 1)), k=10))
-    coverage = SoftCoverage(relation_matrix(t, k=10))
-    cluster = np.arange(150, 158)
-    first_gain = coverage.gains(cluster[:1])[0]
-    coverage.add(int(cluster[0]))
-    second_gain = coverage.gains(cluster[1:]).max()
-    fresh_gain = coverage.gains(np.arange(150)).max()
-    assert first_gain > 4
-    assert second_gain < 0.05 * first_gain
-    assert fresh_gain > 0.5 * first_gain
+@pytest.mark.parametrize("k", [1, 3, 12])
+def test_top_k_per_row_equals_sorting_every_row_ties_by_column(k):
+    m = sp.random(200, 200, density=0.1, random_state=k, format="csr")
+    m.data = np.round(m.data * 4) / 4  # many ties
+    coo = m.tocoo()
+    order = np.lexsort((coo.col, -coo.data, coo.row))
+    rows, cols, data = coo.row[order], coo.col[order], coo.data[order]
+    keep = (np.arange(len(rows)) - np.searchsorted(rows, rows)) < k
+    reference = sp.csr_matrix((data[keep], (rows[keep], cols[keep])), shape=m.shape)
+    assert (top_k_per_row(m, k, max_cells=300) != reference).nnz == 0

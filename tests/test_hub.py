@@ -65,6 +65,8 @@ class FakeHub:
     create_payloads: list[dict] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
     fail_commit_with: int | None = None
+    echo_token_in_errors: bool = False  # like a careless server: the error body repeats the Authorization header
+    drop_commit_connection: bool = False  # close the connection without answering the commit
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
         return dict(self.repos[repo_id].head(revision)[1])
@@ -262,8 +264,13 @@ class FakeHubHandler(BaseHTTPRequestHandler):
 
     def _commit(self, repo_id, repo, revision, _path) -> None:
         self._require_auth()
+        if self.hub.drop_commit_connection:
+            self.close_connection = True  # no response at all: the client sees the server disconnect
+            return
         if self.hub.fail_commit_with is not None:
-            raise HubError(self.hub.fail_commit_with, "Internal Error - the fake Hub was told to fail this commit")
+            echo = f" (request had Authorization: {self.authorization})" if self.hub.echo_token_in_errors else ""
+            raise HubError(self.hub.fail_commit_with,
+                           f"Internal Error - the fake Hub was told to fail this commit{echo}")
         lines = [json.loads(line) for line in self.body.decode().splitlines() if line.strip()]
         parent_sha, files = self._snapshot(repo, "main" if "create_pr" in self.query else revision)
         header = lines[0]["value"]
@@ -323,6 +330,12 @@ def fake_hub(monkeypatch, tmp_path):
 
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    # The server is local: a user's HF_HUB_OFFLINE=1 (read once, at import) must not stop these tests.
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(name, "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", False)
     # Both libraries read HF_ENDPOINT once, at import: patch the module constants they built from it.
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", hub.url)
     monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
@@ -559,3 +572,159 @@ def test_cli_select_push_and_push_dir(fake_hub, image_dataset, tmp_path, monkeyp
     assert main(["push", str(out), "me/from-cli", "--exist-ok"]) == 0
     assert main(["push", str(out), "me/from-dir", "--private"]) == 0
     assert fake_hub.repos["me/from-dir"].private
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Safety: offline users, token redaction, dropped connections, crafted provenance
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def offline_user(monkeypatch):
+    """A user with HF_HUB_OFFLINE=1 in the environment when the libraries were imported."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+
+
+def test_the_local_server_tests_run_for_a_user_with_hf_hub_offline(offline_user, fake_hub, coreset, tmp_path):
+    push(coreset, "me/offline-user")
+    loaded = datasets.load_dataset("me/offline-user", split="train", cache_dir=str(tmp_path / "cache"), token=TOKEN)
+    assert loaded["caption"] == coreset["caption"]
+
+
+def test_a_failed_push_prints_one_line_without_the_token(fake_hub, image_dataset, tmp_path, monkeypatch, capsys):
+    from hf_coreset.cli import main
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    out = tmp_path / "out"
+    assert main(["select", str(tmp_path / "none"), "--method", "random", "--budget", "5", "--output", str(out)]) == 2
+    image_dataset.save_to_disk(str(tmp_path / "source"))
+    assert main(["select", str(tmp_path / "source"), "--method", "random", "--budget", "5", "--output", str(out),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    fake_hub.fail_commit_with, fake_hub.echo_token_in_errors = 500, True
+    assert main(["push", str(out), "me/leaky-server"]) == 2
+    err = capsys.readouterr().err
+    assert f"Bearer {TOKEN}" in fake_hub.authorizations  # the server did get (and echo) the token...
+    assert TOKEN not in err and "Authorization: Bearer hf_***" in err  # ...but it is never printed
+    assert len(err.strip().splitlines()) == 1 and "pushing to me/leaky-server failed" in err
+
+
+def test_a_dropped_connection_during_a_push_is_one_line(fake_hub, image_dataset, tmp_path, monkeypatch, capsys):
+    from hf_coreset.cli import main
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    image_dataset.save_to_disk(str(tmp_path / "source"))
+    fake_hub.drop_commit_connection = True
+    argv = ["select", str(tmp_path / "source"), "--method", "random", "--budget", "5", "--output",
+            str(tmp_path / "out"), "--no-progress", "--push-to-hub", "me/dropped"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "the connection to the Hub dropped while pushing to me/dropped (RemoteProtocolError" in err
+    assert "run the same command again" in err
+    assert datasets.load_from_disk(str(tmp_path / "out")).num_rows == 5  # the local output is complete
+
+
+def test_redact_token_removes_the_active_token_and_token_shapes(monkeypatch):
+    from hf_coreset.integrations.hub import redact_token
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    other = "hf_" + "Ab1" * 12
+    text = f"401 for {TOKEN}; also {other}; repo hf_coreset/x"
+    assert redact_token(text) == "401 for hf_***; also hf_***; repo hf_coreset/x"
+
+
+def crafted(coreset, **provenance_changes):
+    """The coreset with a description edited as an attacker would (still well-typed, so it is read back)."""
+    crafted_set = coreset.select(range(coreset.num_rows))
+    record = json.loads(coreset.info.description)
+    record["hf_coreset_selection"]["provenance"].update(provenance_changes)
+    crafted_set.info.description = json.dumps(record)
+    return crafted_set
+
+
+def assert_no_raw_html(markdown: str) -> None:
+    """Outside code blocks and code spans (which show "<" as text) and the template's own <details> block, every
+    "<" is escaped ("\\<script")."""
+    prose = re.sub(r"(`+).*?\1", "", re.sub(r"^```.*?^```$", "", markdown, flags=re.S | re.M))
+    prose = re.sub(r"</?(details|summary)>", "", prose)
+    assert re.search(r"(?<!\\)<", prose) is None, prose
+
+
+def test_every_card_value_is_escaped(coreset):
+    import ast
+
+    from hf_coreset.integrations.hub import render_dataset_card, render_trained_on_coreset_section
+
+    split = 'train")\nimport os; os.system("echo pwned")  #'
+    hostile = crafted(
+        coreset, source_split=split, method="kcenter** <img src=x onerror=alert(1)> | x",
+        score_meaning="<script>alert(1)</script>", config={"seed": 0, "aggregation": "concat`\n```\n# Owned"},
+        rows_dropped={"bad | reason <b>": {"count": 0, "rows": []}},
+    )
+    hostile.info.license = "mit <script>x</script> | y"
+    card = render_dataset_card(hostile, "me/card", source_id="me/drawings@v`1|x").text
+    _, yaml_text, body = card.split("---\n", 2)
+
+    assert_no_raw_html(body)
+    assert "kcenter\\*\\* \\<img src=x onerror=alert(1)\\> \\| x" in body
+    code = re.findall(r"^```python\n(.*?)\n^```$", card, flags=re.S | re.M)
+    reproduce = ast.parse(code[-1])  # the Reproduce block is still valid Python, and only this:
+    assert [type(node).__name__ for node in reproduce.body] == ["Import", "Assign", "Assign"]
+    load = reproduce.body[1].value
+    assert ast.literal_eval(load.keywords[0].value) == split  # the split is a string literal, not code
+    assert ast.literal_eval(reproduce.body[2].value.keywords[-1].value) == "concat`\n```\n# Owned"
+    header = yaml.safe_load(yaml_text)  # YAML values are quoted by yaml.safe_dump, and kept on one line
+    assert header["pretty_name"].startswith("kcenter** <img") and "\n" not in header["pretty_name"]
+    for row in re.findall(r"^\|.*\|$", card, flags=re.M):  # every table row keeps its two cells
+        assert len(re.split(r"(?<!\\)\|", row)) == 4, row
+    assert "\n# Owned" not in card  # no Markdown heading smuggled in
+    section = render_trained_on_coreset_section(hostile, dataset_id="me/x) [click](https://evil")
+    assert_no_raw_html(section)
+    assert "[me/x) \\[click\\](https://evil](https://huggingface.co/datasets/me/x%29%20%5Bclick%5D%28https%3A//evil)" \
+        in section
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("source_split", ["train"], r"provenance\['source_split'\] must be a string or null"),
+    ("method", 3, r"provenance\['method'\] must be a string"),
+    ("rows_in", 5, r"indices has row \d+, outside the 5 rows of the source"),
+    ("rows_out", 3, r"provenance\['rows_out'\] is 3 but there are 10 indices"),
+    ("config", {"x); import os; f(y": 1}, r"provenance\['config'\] must be a dict of option names"),
+    ("rows_dropped", {"unreadable": {"count": 2, "rows": [1]}}, r"provenance\['rows_dropped'\] must be"),
+    ("seed", "0; import os", r"provenance\['seed'\] must be a non-negative int"),
+])
+def test_malformed_provenance_is_refused_when_read_back(coreset, field, value, message):
+    from hf_coreset.integrations.hub import render_dataset_card
+    from hf_coreset.result import get_selection_result
+
+    with pytest.raises(ValueError, match=r"selection record is malformed: " + message):
+        get_selection_result(crafted(coreset, **{field: value}))
+    with pytest.raises(ValueError, match="malformed"):
+        render_dataset_card(crafted(coreset, **{field: value}), "me/x")
+
+
+def test_malformed_indices_and_scores_are_refused(coreset):
+    from hf_coreset.result import get_selection_result
+
+    for change, message in [({"indices": [0, 0]}, "indices holds a row twice"),
+                            ({"indices": [-1]}, "indices must be a list of non-negative ints"),
+                            ({"scores": ["1; rm"]}, "scores must be a list of numbers"),
+                            ({"scores": [0.5]}, "1 scores for 10 indices")]:
+        bad = coreset.select(range(coreset.num_rows))
+        record = json.loads(coreset.info.description)
+        record["hf_coreset_selection"].update(change)
+        bad.info.description = json.dumps(record)
+        with pytest.raises(ValueError, match=message):
+            get_selection_result(bad)
+
+
+def test_a_split_name_that_is_not_a_datasets_split_is_refused_before_any_request(fake_hub, coreset):
+    odd = datasets.Dataset.from_dict(coreset.select(range(3)).to_dict(), features=coreset.features,
+                                     info=coreset.info.copy(), split="../../etc")
+    with pytest.raises(ValueError, match=r"Split name '../../etc' is not a valid datasets split name"):
+        push(odd, "me/odd-split")
+    assert fake_hub.requests == []

@@ -56,7 +56,8 @@ def hand_rolled_utility(model, row: dict, anchor: datasets.Dataset, eta: float) 
 
 
 def proxy_options(model, anchor, **extra):
-    return dict(proxy=model, collate_fn=collate_tokens, anchor=anchor, warmup_fraction=0.0, batch_size=4, **extra)
+    return dict(proxy=model, collate_fn=collate_tokens, anchor=anchor, warmup_fraction=0.0, scoring_batch_size=4,
+                **extra)
 
 
 def test_exact_utility_equals_hand_rolled_step_and_evaluate():

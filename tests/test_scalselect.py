@@ -13,8 +13,8 @@ import pytest
 
 import hf_coreset
 from hf_coreset import CoresetInputError, get_selection_result
-from hf_coreset.methods.scalselect import ScalSelectConfig, leverage_scores, top_m
-from hf_coreset.methods.scalselect.leverage import energy_rank
+from hf_coreset.methods.scalselect import ScalSelectConfig, leverage, leverage_scores, top_m
+from hf_coreset.methods.scalselect.leverage import covariance_leverage, energy_rank, gram_leverage
 
 
 def _svd_reference(x: np.ndarray, rho: float) -> tuple[np.ndarray, int]:
@@ -38,6 +38,54 @@ def test_leverage_matches_svd_reference(shape, rho):
     np.testing.assert_allclose(result.scores, expected, atol=1e-9)
     assert np.isclose(result.scores.sum(), k)
     assert result.scores.min() >= -1e-12 and result.scores.max() <= 1 + 1e-9
+
+
+@pytest.mark.parametrize("shape", [(30, 50), (12, 300), (80, 81), (60, 20)])
+@pytest.mark.parametrize("rho", [0.5, 0.9, 1.0])
+def test_gram_and_covariance_routes_give_the_same_leverage(shape, rho):
+    x = np.random.default_rng(shape[1]).normal(size=shape) * np.linspace(3, 0.5, shape[1]) + 5.0
+    gram, covariance = gram_leverage(x, rho, chunk_size=7), covariance_leverage(x, rho, chunk_size=7)
+    assert gram.k == covariance.k and gram.n_total == covariance.n_total
+    np.testing.assert_allclose(gram.scores, covariance.scores, atol=1e-9)
+    np.testing.assert_allclose(gram.energy, covariance.energy, atol=1e-12)
+    np.testing.assert_allclose(gram.eigenvalues, covariance.eigenvalues, atol=1e-8 * covariance.eigenvalues[0])
+    np.testing.assert_allclose(gram.mean, covariance.mean)
+    np.testing.assert_allclose(gram.scores, _svd_reference(x, rho)[0], atol=1e-9)
+
+
+def test_few_rows_of_very_wide_representations_never_build_the_covariance(monkeypatch):
+    """d = 20,000: the d x d covariance (3.2 GB, and an OpenBLAS crash at N = 200) is never built."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the d x d covariance was built")
+
+    monkeypatch.setattr(leverage, "streamed_covariance", forbidden)
+    x = np.random.default_rng(0).normal(size=(100, 20_000)).astype(np.float32)
+    result = leverage_scores(x, rho=0.9)
+    expected, k = _svd_reference(x.astype(np.float64), 0.9)
+    assert result.k == k and result.eigenvalues.shape == (20_000,)
+    np.testing.assert_allclose(result.scores, expected, atol=1e-8)
+    ds = datasets.Dataset.from_dict({"r": x[:, :3000]})
+    assert hf_coreset.select_coreset(ds, "scalselect", 10, embedding_columns=["r"]).num_rows == 10
+
+
+def test_a_decomposition_above_the_memory_bound_is_refused_with_the_fix(monkeypatch):
+    monkeypatch.setattr(leverage, "MAX_DECOMPOSITION_BYTES", 4 * 8 * 40**2)  # a 40 x 40 matrix at most
+    x = np.random.default_rng(0).normal(size=(50, 60))
+    with pytest.raises(CoresetInputError, match=r"N=50 rows of d=60 dims .* 50 x 50 float64 .* reduce='pca:K'"):
+        leverage_scores(x)
+    assert leverage_scores(x[:40]).k > 0  # 40 x 40: within the bound
+    ds = datasets.Dataset.from_dict({"r": x.tolist()})
+    with pytest.raises(CoresetInputError, match="reduce='pca:K'"):
+        hf_coreset.select_coreset(ds, "scalselect", 5, embedding_columns=["r"])
+    core = hf_coreset.select_coreset(ds, "scalselect", 5, embedding_columns=["r"], reduce="pca:30")
+    assert get_selection_result(core).diagnostics["dim"] == 30
+    with pytest.raises(CoresetInputError, match="under accelerate the d x d covariance"):
+        leverage_scores(np.random.default_rng(0).normal(size=(10, 60)), reduce=lambda a: a)
+
+
+def test_reduce_must_be_a_linear_projection():
+    with pytest.raises(CoresetInputError, match="scalselect's reduce must be 'pca:K'"):
+        ScalSelectConfig(reduce="umap:8")
 
 
 def test_scores_independent_of_chunk_size_and_float32_input():

@@ -1,10 +1,12 @@
-"""Encoders (rows -> vectors) and ``encode_dataset``, which applies them with ``Dataset.map``, cached.
+"""Encoders (rows -> vectors) and ``encode_dataset``, which applies them in batches, cached.
 
 An :class:`Encoder` turns a batch of RGB PIL images or strings into a float32 matrix and has a stable
 ``fingerprint``. ``encode_dataset`` runs one encoder per modality over a dataset column and caches the
-result in an Arrow file named after (dataset fingerprint, column, encoder fingerprint, ``on_error``), so a
-second call with the same data and encoder reads the file and never calls the encoder, even for in-memory
-datasets built with ``Dataset.from_dict`` (which have no cache files of their own).
+result in an Arrow file named after (dataset fingerprint, column, encoder fingerprint, ``on_error``, and for
+images given by path each file's size and modification time), so a second call with the same data and encoder
+reads the file and never calls the encoder, even for in-memory datasets built with ``Dataset.from_dict``
+(which have no cache files of their own). :mod:`.cache` checks the file on reading, and resumes an interrupted
+encoding from its last checkpoint.
 
 Example:
     >>> import datasets, numpy as np
@@ -37,16 +39,18 @@ import numpy as np
 from datasets.fingerprint import Hasher
 from PIL import Image
 
+from ..config import check_positive
 from ..errors import BadFeaturesError, CoresetInputError, MissingColumnError, UnreadableImageError
+from ..validation import ON_ERROR_VALUES
+from .cache import cached_map, image_file_state
 
 logger = logging.getLogger(__name__)
 
 MODALITIES = ("image", "text")
-ON_ERROR_VALUES = ("report", "raise")
 POOLING_VALUES = ("auto", "pooler", "mean", "cls")
 
-# Bump when the layout of the cached Arrow files changes, so that old files are not read back.
-_CACHE_FORMAT_VERSION = "1"
+# Bump when the layout of the cached Arrow files or the key changes, so that old files are not read back.
+_CACHE_FORMAT_VERSION = "2"
 _EMBEDDING = "embedding"
 _FAILURE = "failure"
 _UNREADABLE_IMAGE = "unreadable_image"
@@ -345,10 +349,12 @@ def encode_dataset(
 ) -> EncodingResult:
     """Encode an image column and/or a text column into float32 matrices, cached by fingerprint.
 
-    Each encoder runs through ``Dataset.map(batched=True)``, writing only the embedding to an Arrow file in
-    ``cache_dir`` (default ``<HF_DATASETS_CACHE>/hf_coreset/features``); the file is named after the dataset
-    fingerprint, the column, the encoder fingerprint and ``on_error``, so a second call reads it back
-    without calling the encoder. Unreadable images and ``None`` captions get NaN rows and are listed in
+    Each encoder runs over the column in batches of ``batch_size``, writing only the embedding to an Arrow file
+    in ``cache_dir`` (default ``<HF_DATASETS_CACHE>/hf_coreset/features``); the file is named after the dataset
+    fingerprint, the column, the encoder fingerprint and ``on_error`` (and, for image files given by path, their
+    sizes and modification times), so a second call reads it back without calling the encoder. A corrupt cache
+    file is named in a warning and rebuilt; an interrupted encoding resumes from its last checkpoint (see
+    :mod:`hf_coreset.features.cache`). Unreadable images and ``None`` captions get NaN rows and are listed in
     ``failed_rows`` (``on_error="report"``), or raise naming the row (``on_error="raise"``).
 
     Example:
@@ -360,7 +366,7 @@ def encode_dataset(
         >>> res.embeddings["image"].shape, res.failed_rows
         ((3, 3), {})
     """
-    jobs = _check_arguments(dataset, image_column, text_column, image_encoder, text_encoder, on_error)
+    jobs = _check_arguments(dataset, image_column, text_column, image_encoder, text_encoder, on_error, batch_size)
     cache_dir = _prepare_cache_dir(cache_dir)
     embeddings: dict[str, np.ndarray] = {}
     failed_rows: dict[str, list[int]] = {}
@@ -383,12 +389,14 @@ def _check_arguments(
     image_encoder: Any,
     text_encoder: Any,
     on_error: str,
+    batch_size: int,
 ) -> list[tuple[str, str, Encoder]]:
     """Validate everything up front (before any model runs); return (modality, column, encoder) jobs."""
     if on_error not in ON_ERROR_VALUES:
         raise CoresetInputError(
             f"on_error={on_error!r} is not supported; use one of {list(ON_ERROR_VALUES)}."
         )
+    check_positive("batch_size", batch_size)
     if not isinstance(dataset, datasets.Dataset):
         raise CoresetInputError(
             f"encode_dataset needs a datasets.Dataset, got {type(dataset).__name__}; "
@@ -452,30 +460,17 @@ def _encode_column(
     on_error: str,
     cache_dir: str,
 ) -> tuple[np.ndarray, dict[str, list[int]], bool]:
-    """Run one encoder over one column via ``Dataset.map``; return (matrix, failed rows, cache hit)."""
-    fingerprint = Hasher.hash(
-        (
-            "hf_coreset.features",
-            _CACHE_FORMAT_VERSION,
-            dataset._fingerprint,
-            column,
-            encoder.fingerprint,
-            on_error,
-        )
-    )
-    cache_file = os.path.join(cache_dir, f"{encoder.modality}-{fingerprint}.arrow")
-    # datasets loads an existing cache_file_name without calling the function, so existence == cache hit.
-    cache_hit = os.path.exists(cache_file)
-    mapped = _column_view(dataset, column, encoder.modality).map(
+    """Run one encoder over one column, through the feature cache; return (matrix, failed rows, cache hit)."""
+    key = ("hf_coreset.features", _CACHE_FORMAT_VERSION, dataset._fingerprint, column, encoder.fingerprint, on_error)
+    if encoder.modality == "image":  # files replaced at the same path must not return their old vectors
+        key += (image_file_state(dataset, column),)
+    cache_file = os.path.join(cache_dir, f"{encoder.modality}-{Hasher.hash(key)}.arrow")
+    mapped, cache_hit = cached_map(
+        _column_view(dataset, column, encoder.modality),
         _BatchEncoder(encoder, column, on_error),
-        batched=True,
-        batch_size=batch_size,
-        with_indices=True,
-        remove_columns=[column],
+        cache_file,
         features=datasets.Features({_EMBEDDING: _float32_list_feature(), _FAILURE: datasets.Value("string")}),
-        new_fingerprint=fingerprint,
-        cache_file_name=cache_file,
-        load_from_cache_file=True,
+        batch_size=batch_size,
         desc=f"Encoding {encoder.modality} with {encoder.name}",
     )
     row_failures = list(mapped[_FAILURE])
@@ -502,9 +497,9 @@ def _float32_list_feature() -> Any:
 
 
 class _BatchEncoder:
-    """The map function: decodes/validates a batch, encodes the good rows, marks the bad ones.
+    """The batch function: decodes/validates a batch, encodes the good rows, marks the bad ones.
 
-    A class rather than a closure so that it pickles with just the encoder and three strings.
+    A class rather than a closure so that it pickles with just the encoder and two strings.
     """
 
     def __init__(self, encoder: Encoder, column: str, on_error: str):
@@ -530,9 +525,9 @@ class _BatchEncoder:
         """One raw cell -> (encoder input, None) or (None, failure reason), honouring on_error."""
         try:
             if self.encoder.modality == "image":
-                return _load_image(value, row, self.column), None
+                return load_image(value, row, self.column), None
             return _check_text(value, row, self.column), None
-        except _RowFailure as failure:
+        except RowFailure as failure:
             if self.on_error == "raise":
                 raise failure.as_error(row, self.column) from failure.__cause__
             return None, failure.reason
@@ -556,7 +551,7 @@ class _BatchEncoder:
         return vectors
 
 
-class _RowFailure(Exception):
+class RowFailure(Exception):
     """A row that cannot be encoded (reported, or raised as a user-facing error with on_error='raise')."""
 
     def __init__(self, reason: str, detail: str):
@@ -577,8 +572,8 @@ class _RowFailure(Exception):
         )
 
 
-def _load_image(value: Any, row: int, column: str) -> Image.Image:
-    """Decode one cell (Image feature dict, bytes, path or PIL image) to RGB; _RowFailure if unreadable."""
+def load_image(value: Any, row: int, column: str) -> Image.Image:
+    """Decode one cell (Image feature dict, bytes, path or PIL image) to RGB; RowFailure if unreadable."""
     if isinstance(value, Image.Image):
         source: Any = value
     elif isinstance(value, dict) and ("bytes" in value or "path" in value):
@@ -593,17 +588,17 @@ def _load_image(value: Any, row: int, column: str) -> Image.Image:
             "images (an Image feature), file paths, or encoded bytes."
         )
     if source is None:
-        raise _RowFailure(_UNREADABLE_IMAGE, "the cell is empty (None)")
+        raise RowFailure(_UNREADABLE_IMAGE, "the cell is empty (None)")
     try:
         image = source if isinstance(source, Image.Image) else Image.open(source)
         return image.convert("RGB")  # convert() forces the full decode, so truncated files fail here
     except Exception as error:  # PIL raises many types (OSError, SyntaxError, ValueError, struct.error...)
-        raise _RowFailure(_UNREADABLE_IMAGE, f"{type(error).__name__}: {error}") from error
+        raise RowFailure(_UNREADABLE_IMAGE, f"{type(error).__name__}: {error}") from error
 
 
 def _check_text(value: Any, row: int, column: str) -> str:
     if value is None:
-        raise _RowFailure(_MISSING_TEXT, "the cell is empty (None)")
+        raise RowFailure(_MISSING_TEXT, "the cell is empty (None)")
     if not isinstance(value, str):
         raise CoresetInputError(
             f"Row {row} of column {column!r} holds a {type(value).__name__}, not a string; a text column "

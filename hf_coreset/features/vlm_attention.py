@@ -36,16 +36,16 @@ from datasets.fingerprint import Hasher
 from ..errors import CoresetInputError, MissingColumnError
 from .encoders import (
     _UNREADABLE_IMAGE,
+    RowFailure,
     _blake2b_hex,
     _float32_list_feature,
     _group_failures,
     _hash_parameters,
-    _load_image,
     _prepare_cache_dir,
     _preprocessor_signature,
     _progress_bars,
     _read_embeddings,
-    _RowFailure,
+    load_image,
 )
 
 logger = logging.getLogger(__name__)
@@ -139,9 +139,9 @@ def to_chat_messages(conversation: Any, n_images: int) -> list[dict[str, Any]]:
         try:
             conversation = json.loads(conversation)
         except ValueError as error:
-            raise _RowFailure(_BAD_CONVERSATION, f"the conversation string is not JSON ({error})") from error
+            raise RowFailure(_BAD_CONVERSATION, f"the conversation string is not JSON ({error})") from error
     if isinstance(conversation, str) or not isinstance(conversation, Sequence) or not conversation:
-        raise _RowFailure(_BAD_CONVERSATION, "the conversation is not a non-empty list of turns")
+        raise RowFailure(_BAD_CONVERSATION, "the conversation is not a non-empty list of turns")
     messages, images_placed = [], False
     for turn in conversation:
         role, text = _role_and_text(turn)
@@ -153,17 +153,17 @@ def to_chat_messages(conversation: Any, n_images: int) -> list[dict[str, Any]]:
             content.append({"type": "text", "text": text})
         messages.append({"role": role, "content": content})
     if not images_placed:
-        raise _RowFailure(_BAD_CONVERSATION, "the conversation has no user turn to hold the image")
+        raise RowFailure(_BAD_CONVERSATION, "the conversation has no user turn to hold the image")
     return messages
 
 
 def _role_and_text(turn: Any) -> tuple[str, str]:
     if not isinstance(turn, dict):
-        raise _RowFailure(_BAD_CONVERSATION, f"a turn is a {type(turn).__name__}, not a dict")
+        raise RowFailure(_BAD_CONVERSATION, f"a turn is a {type(turn).__name__}, not a dict")
     raw_role = turn.get("from") or turn.get("role")  # "or": Arrow fills a missing key with None
     role = _ROLES.get(str(raw_role).lower())
     if role is None:
-        raise _RowFailure(_BAD_CONVERSATION, f"unknown role {raw_role!r} (expected one of {sorted(_ROLES)})")
+        raise RowFailure(_BAD_CONVERSATION, f"unknown role {raw_role!r} (expected one of {sorted(_ROLES)})")
     content = turn.get("value") if turn.get("value") is not None else turn.get("content")
     if isinstance(content, list):  # OpenAI-style content items: keep the text, images are placed up front
         content = " ".join(item.get("text") or "" for item in content if item.get("type") == "text")
@@ -326,7 +326,7 @@ class VLMAttentionExtractor:
         visual_mask = ids == self.image_token_id
         visual = torch.nonzero(visual_mask).flatten()
         if len(visual) == 0:
-            raise _RowFailure(_NO_VISUAL_TOKENS, "the rendered input holds no image token (truncated?)")
+            raise RowFailure(_NO_VISUAL_TOKENS, "the rendered input holds no image token (truncated?)")
         user = torch.nonzero(mask & ~visual_mask & ~assistant).flatten()
         attention, hidden = self.layer0(inputs)
         vector, kept = pool_visual_tokens(hidden, attention, visual.to(hidden.device), user.to(hidden.device),
@@ -367,7 +367,7 @@ def encode_conversation(processor: Any, model_type: str, conversation: Any, imag
     boolean (L,) mask of the assistant answer tokens)``. Shared by ScalSelect's stage A (the mask gives the
     user tokens) and the instruction-tuning collator (the mask gives the labels).
 
-    Raises ``_RowFailure`` for a conversation that cannot be rendered.
+    Raises ``RowFailure`` for a conversation that cannot be rendered.
     """
     messages = to_chat_messages(conversation, len(images))
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
@@ -420,7 +420,7 @@ def _assistant_token_mask(tokenizer: Any, text: str, spans: list[tuple[int, int]
     for position, (start, end) in enumerate(offsets):
         if end > start and any(start < span_end and end > span_start for span_start, span_end in spans):
             if position < len(plain_ids) - tail:
-                raise _RowFailure(_BAD_CONVERSATION, "an image marker follows an assistant answer")
+                raise RowFailure(_BAD_CONVERSATION, "an image marker follows an assistant answer")
             mask[position + shift] = True
     return mask
 
@@ -621,7 +621,7 @@ class _BatchExtractor:
             try:
                 sample = self.extractor.represent(conversation, self._images(cell, row))
                 values = (sample.vector.astype(np.float32), None, sample.kept_tokens, sample.visual_tokens)
-            except _RowFailure as failure:
+            except RowFailure as failure:
                 if self.on_error == "raise":
                     raise self._as_error(failure, row) from failure.__cause__
                 logger.debug("Row %d: %s", row, failure)
@@ -630,7 +630,7 @@ class _BatchExtractor:
                 out[key].append(value)
         return out
 
-    def _as_error(self, failure: _RowFailure, row: int) -> CoresetInputError:
+    def _as_error(self, failure: RowFailure, row: int) -> CoresetInputError:
         if failure.reason == _UNREADABLE_IMAGE:
             return failure.as_error(row, self.image_column)
         return CoresetInputError(
@@ -642,5 +642,5 @@ class _BatchExtractor:
         cells = cell if isinstance(cell, list) else [cell]
         cells = [value for value in cells if value is not None]
         if not cells:
-            raise _RowFailure(_NO_IMAGE, "the row has no image")
-        return [_load_image(value, row, self.image_column) for value in cells]
+            raise RowFailure(_NO_IMAGE, "the row has no image")
+        return [load_image(value, row, self.image_column) for value in cells]

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..vectors import l2_normalize
-from .knn import knn
+from .knn import knn, similarities_to
 
 SIGMA_NEIGHBOUR = 7  # self-tuning bandwidth: sigma_i = distance to the 7th nearest neighbour
 
@@ -27,7 +27,8 @@ class ModalityGraph:
         collapse: ``(N,)`` local-collapse score in [0, 1] (1 = the neighbourhood is degenerate).
         index_used: ``"exact"`` or the approximate backend that found the neighbours.
         candidates: ``(N, c)`` raw nearest-neighbour lists from the index, by decreasing cosine
-            similarity (before CSLS re-ranking); kept to measure the index's recall.
+            similarity (before CSLS re-ranking): CAST's similarity support, and the index's recall.
+        candidate_similarities: ``(N, c)`` cosines of the prepared (centred) rows to those candidates.
     """
 
     weights: sp.csr_matrix
@@ -35,11 +36,23 @@ class ModalityGraph:
     collapse: np.ndarray
     index_used: str
     candidates: np.ndarray
+    candidate_similarities: np.ndarray
 
 
 def prepare_features(x: np.ndarray) -> np.ndarray:
-    """Centre, then L2-normalise (float32): cosine similarity of centred features is the graph's affinity."""
-    x = np.asarray(x, dtype=np.float32)
+    """L2-normalise, centre, L2-normalise again (float32): the graph's affinity is the cosine of centred features.
+
+    The first normalisation makes everything downstream blind to how each row's vector is scaled (CLIP-style
+    encoders emit unit rows, others do not); centring then removes the direction all rows share, which
+    otherwise dominates every cosine.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.random.default_rng(0).normal(size=(5, 3))
+        >>> bool(np.allclose(prepare_features(x), prepare_features(x * np.arange(1, 6)[:, None])))
+        True
+    """
+    x = l2_normalize(np.asarray(x, dtype=np.float32))
     return l2_normalize(x - x.mean(axis=0, dtype=np.float64).astype(np.float32))
 
 
@@ -98,8 +111,12 @@ def directed_to_symmetric(idx: np.ndarray, weights: np.ndarray, n_rows: int) -> 
 
 
 def modality_graph(x: np.ndarray, k: int = 10, index: str = "auto", seed: int = 0,
-                   hubness_reduction: bool = True, search_dims: int | None = 128) -> ModalityGraph:
+                   hubness_reduction: bool = True, search_dims: int | None = 128,
+                   n_candidates: int | None = None) -> ModalityGraph:
     """kNN graph of one modality: centred cosine kNN, CSLS re-ranking, self-tuning Gaussian weights.
+
+    ``n_candidates`` widens the candidate lists kept in :attr:`ModalityGraph.candidates` (CAST's similarity
+    support); the graph itself always uses the ``k`` best (of ``2k`` with CSLS).
 
     Example:
         >>> import numpy as np
@@ -111,18 +128,18 @@ def modality_graph(x: np.ndarray, k: int = 10, index: str = "auto", seed: int = 
     n = len(xn)
     k = min(k, n - 1)
     # CSLS re-ranks a wider candidate list, so find 2k candidates (and at least the 7th for sigma).
-    n_candidates = min(n - 1, max(2 * k if hubness_reduction else k, SIGMA_NEIGHBOUR))
+    n_candidates = min(n - 1, max(2 * k if hubness_reduction else k, SIGMA_NEIGHBOUR, n_candidates or 0))
     cand_idx, cand_sims, index_used = knn(xn, n_candidates, index=index, seed=seed, search_dims=search_dims)
     sigma = np.sqrt(np.maximum(2.0 - 2.0 * cand_sims[:, min(SIGMA_NEIGHBOUR, n_candidates) - 1], 0.0))
     # Exact duplicates give sigma = 0; a floor keeps exp(-0/0) out while their weight stays exp(0) = 1.
     sigma = np.maximum(sigma, max(1e-3 * float(np.median(sigma)), 1e-6))
     if hubness_reduction:
-        idx, sims = csls_rerank(cand_idx, cand_sims, k)
+        idx, sims = csls_rerank(cand_idx[:, : 2 * k], cand_sims[:, : 2 * k], k)
     else:
         idx, sims = cand_idx[:, :k], cand_sims[:, :k]
     weights = self_tuning_weights(idx, sims, sigma)
     collapse = collapse_scores(cand_sims[:, :k], idx, n)
-    return ModalityGraph(directed_to_symmetric(idx, weights, n), idx, collapse, index_used, cand_idx)
+    return ModalityGraph(directed_to_symmetric(idx, weights, n), idx, collapse, index_used, cand_idx, cand_sims)
 
 
 def trust_weights(collapse: np.ndarray, beta: float = 5.0) -> np.ndarray:
@@ -139,14 +156,41 @@ def trust_weights(collapse: np.ndarray, beta: float = 5.0) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def top_k_per_row(w: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Keep the ``k`` largest entries of every row of ``w`` (ties broken by column index)."""
-    coo = w.tocoo()
-    order = np.lexsort((coo.col, -coo.data, coo.row))
-    rows, cols, data = coo.row[order], coo.col[order], coo.data[order]
-    starts = np.searchsorted(rows, rows, side="left")
-    keep = (np.arange(len(rows)) - starts) < k
-    return sp.csr_matrix((data[keep], (rows[keep], cols[keep])), shape=w.shape)
+def top_k_per_row(w: sp.csr_matrix, k: int, max_cells: int = 2**24) -> sp.csr_matrix:
+    """Keep the ``k`` largest entries of every row of ``w`` (ties broken by column index).
+
+    Rows are laid out as a padded ``rows x longest row`` array a block at a time (at most ``max_cells``
+    cells) and cut at their ``k``-th largest value with ``np.partition``: linear in the entries, where
+    sorting them all was not.
+
+    Example:
+        >>> import numpy as np, scipy.sparse as sp
+        >>> top_k_per_row(sp.csr_matrix(np.array([[3.0, 1.0, 2.0], [1.0, 1.0, 1.0]])), 2).toarray().tolist()
+        [[3.0, 0.0, 2.0], [1.0, 1.0, 0.0]]
+    """
+    w = sp.csr_matrix(w)
+    w.sum_duplicates()  # also sorts the column indices of every row
+    counts = np.diff(w.indptr)
+    keep = np.ones(w.nnz, dtype=bool)
+    long_rows = np.flatnonzero(counts > k)
+    start = 0
+    while start < len(long_rows):
+        width = int(counts[long_rows[start:]].max())  # a bound for this block's rows
+        rows = long_rows[start : start + max(1, max_cells // width)]
+        start += len(rows)
+        width = int(counts[rows].max())
+        position = w.indptr[rows][:, None] + np.arange(width)  # entry index of each cell
+        valid = np.arange(width) < counts[rows][:, None]
+        values = np.where(valid, w.data[np.minimum(position, w.nnz - 1)], -np.inf)
+        kth = -np.partition(-values, k - 1, axis=1)[:, k - 1 : k]
+        above = values > kth
+        # Of the entries equal to the k-th value, keep the first ones (lowest columns) until k are kept.
+        tied = values == kth
+        wanted = k - above.sum(axis=1, keepdims=True)
+        keep_cell = above | (tied & (np.cumsum(tied, axis=1) <= wanted))
+        keep[position[valid & ~keep_cell]] = False
+    row_of = np.repeat(np.arange(w.shape[0]), counts)
+    return sp.csr_matrix((w.data[keep], (row_of[keep], w.indices[keep])), shape=w.shape)
 
 
 def fuse_graphs(graphs: list[sp.csr_matrix], alpha: np.ndarray, k: int, consensus_boost: float = 2.0,
@@ -177,3 +221,122 @@ def fuse_graphs(graphs: list[sp.csr_matrix], alpha: np.ndarray, k: int, consensu
     fused = top_k_per_row(fused.tocsr(), k)
     fused = fused.maximum(fused.T)
     return (fused + self_loop * sp.identity(n, format="csr")).tocsr()
+
+
+FUSIONS = ("product", "sum")
+
+
+def union_support(candidates: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row, then the union of its candidate lists across modalities: ``(support, keep)``, both ``(N, L)``.
+
+    ``support[i]`` starts with ``i`` itself; ``keep`` is False where an entry repeats an earlier one.
+
+    Example:
+        >>> import numpy as np
+        >>> support, keep = union_support([np.array([[1], [0]]), np.array([[1], [1]])])
+        >>> support.tolist(), keep.tolist()
+        ([[0, 1, 1], [1, 0, 1]], [[True, True, False], [True, True, False]])
+    """
+    n = len(candidates[0])
+    support = np.concatenate([np.arange(n)[:, None], *candidates], axis=1).astype(np.int64)
+    order = np.argsort(support, axis=1, kind="stable")  # stable: the first occurrence comes first
+    ranked = np.take_along_axis(support, order, axis=1)
+    repeat = np.zeros(support.shape, dtype=bool)
+    repeat[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
+    keep = np.empty_like(repeat)
+    np.put_along_axis(keep, order, ~repeat, axis=1)
+    return support, keep
+
+
+def fused_similarity(blocks: list[np.ndarray], candidates: list[np.ndarray], trust: np.ndarray,
+                     fusion: str = "product", candidate_similarities: list[np.ndarray] | None = None,
+                     ) -> sp.csc_matrix:
+    """How well row ``j`` represents row ``i`` in every modality at once, on the union of the candidate lists.
+
+    With ``c_m = cos_m(i, j)`` the cosine of the two rows of modality ``m`` (``M`` modalities) and ``a_m`` the
+    mean trust of ``i`` and ``j`` in that modality:
+
+    - ``fusion="product"``: ``s_ij = prod_m max(c_m, 0) ** (2 M a_m)``. With equal trust this is
+      ``(c_image c_text)^2``: two pairs stand for each other only when both their images and their captions
+      are alike; a modality whose neighbourhood collapsed (low trust) counts less.
+    - ``fusion="sum"``: ``s_ij = (sum_m a_m c_m)^2``, the squared cosine of the per-block-normalised
+      concatenation (the kernel of plain facility location) when trust is equal.
+
+    Entries outside ``i``'s candidate lists are 0; ``s_ii = 1``. ``candidate_similarities[m]`` (optional) are
+    the cosines of :func:`prepare_features` rows to modality ``m``'s own candidates, as the kNN search returns
+    them: the uncentred cosines of those pairs then follow in closed form, and only the other modalities' lists
+    are gathered. Returned column-compressed (column ``j``: the rows ``j`` can represent), shape ``(N, N)``.
+
+    Example:
+        >>> import numpy as np
+        >>> image = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+        >>> text = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+        >>> neighbours = np.array([[1], [0], [1]])
+        >>> s = fused_similarity([image, text], [neighbours, neighbours], np.full((3, 2), 0.5))
+        >>> s.toarray().round(2).tolist()
+        [[1.0, 0.36, 0.0], [0.36, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {fusion!r}.")
+    support, keep = union_support(candidates)
+    modalities = [_UncentredCosines(x) for x in blocks]
+    # Column range of each modality's own list inside the support (column 0 is the row itself).
+    bounds = np.cumsum([1] + [c.shape[1] for c in candidates])
+    n = len(support)
+    rows, cols, values = [], [], []
+    for start in range(0, n, ROW_CHUNK):  # row chunks keep the (rows x support) temporaries small
+        stop = min(n, start + ROW_CHUNK)
+        cosines = []
+        for m, modality in enumerate(modalities):
+            cosine = np.ones((stop - start, support.shape[1]), dtype=np.float32)
+            for b in range(len(candidates)):
+                lists = slice(bounds[b], bounds[b + 1])
+                if b == m and candidate_similarities is not None:
+                    cosine[:, lists] = modality.from_centred(start, stop, support[start:stop, lists],
+                                                             candidate_similarities[m][start:stop])
+                else:
+                    cosine[:, lists] = similarities_to(modality.unit, support[start:stop, lists], start)
+            cosines.append(cosine)
+        chunk_values = _combine(cosines, support[start:stop], trust[start:stop], trust, fusion)
+        chunk_keep = keep[start:stop] & (chunk_values > 0)
+        rows.append(np.nonzero(chunk_keep)[0] + start)
+        cols.append(support[start:stop][chunk_keep])
+        values.append(chunk_values[chunk_keep])
+    return sp.csc_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+
+
+ROW_CHUNK = 16_384
+
+
+class _UncentredCosines:
+    """A modality's L2-normalised rows, and what turns a cosine of prepared rows back into theirs.
+
+    With unit rows ``u``, their mean ``mu`` and prepared rows ``p_i = (u_i - mu) / |u_i - mu|``:
+    ``<u_i, u_j> = |u_i - mu| |u_j - mu| <p_i, p_j> + <u_i, mu> + <u_j, mu> - |mu|^2``.
+    """
+
+    def __init__(self, x: np.ndarray):
+        self.unit = l2_normalize(np.asarray(x, dtype=np.float32))
+        mean = self.unit.mean(axis=0, dtype=np.float64)
+        self.norms = np.linalg.norm(self.unit - mean.astype(np.float32), axis=1).astype(np.float64)
+        self.dots = self.unit @ mean
+        self.mean_sq = float(mean @ mean)
+
+    def from_centred(self, start: int, stop: int, columns: np.ndarray, centred: np.ndarray) -> np.ndarray:
+        rows = slice(start, stop)
+        return (self.norms[rows, None] * self.norms[columns] * centred
+                + self.dots[rows, None] + self.dots[columns] - self.mean_sq)
+
+
+def _combine(cosines: list[np.ndarray], columns: np.ndarray, row_trust: np.ndarray, trust: np.ndarray,
+             fusion: str) -> np.ndarray:
+    """:func:`fused_similarity`'s ``s_ij`` from each modality's cosines of the rows to their support columns."""
+    n_modalities = len(cosines)
+    mean_trust = [0.5 * (row_trust[:, m][:, None] + trust[columns, m]) for m in range(n_modalities)]
+    if fusion == "product":
+        log_s = sum(2.0 * n_modalities * a * np.log(np.maximum(c, 1e-30)) for a, c in zip(mean_trust, cosines))
+        values = np.where(np.all([c > 0 for c in cosines], axis=0), np.exp(log_s), 0.0)
+    else:
+        values = np.square(sum(a * c for a, c in zip(mean_trust, cosines)))
+    values[:, 0] = 1.0  # a row represents itself perfectly
+    return values

@@ -155,13 +155,33 @@ def project(x: np.ndarray, dims: int, seed: int = 0, sample: int = 10_000, chunk
     return l2_normalize(out.astype(np.float32))
 
 
-def rescore(x: np.ndarray, idx: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Exact similarities of each row to its candidate neighbours, candidates re-sorted by them."""
+def similarities_to(x: np.ndarray, idx: np.ndarray, start: int = 0, max_floats: int = 2**25,
+                    rows: np.ndarray | None = None) -> np.ndarray:
+    """``sims[r, c] = <x[start + r], x[idx[r, c]]>`` (float32) for the rows ``start .. start + len(idx)``.
+
+    ``rows`` (optional) names the row vectors instead: ``sims[r, c] = <x[rows[r]], x[idx[r, c]]>``. The
+    candidate rows are gathered a few rows at a time (at most ``max_floats`` gathered floats, 128 MB), so
+    memory stays bounded however wide ``x`` and ``idx`` are.
+
+    Example:
+        >>> import numpy as np
+        >>> similarities_to(np.eye(3), np.array([[0, 1], [1, 2], [2, 0]])).tolist()
+        [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]
+    """
+    x = np.asarray(x, dtype=np.float32)
+    rows = np.arange(start, start + len(idx)) if rows is None else np.asarray(rows)
     sims = np.empty(idx.shape, dtype=np.float32)
-    for start in range(0, len(x), chunk):
-        block = x[start : start + chunk]
+    step = max(1, max_floats // max(1, idx.shape[1] * x.shape[1]))
+    for first in range(0, len(idx), step):
+        block = x[rows[first : first + step]]
         # Batched mat-vec (BLAS) on the gathered candidate rows; einsum would not use BLAS here.
-        sims[start : start + chunk] = np.matmul(x[idx[start : start + chunk]], block[:, :, None])[:, :, 0]
+        sims[first : first + step] = np.matmul(x[idx[first : first + step]], block[:, :, None])[:, :, 0]
+    return sims
+
+
+def rescore(x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact similarities of each row to its candidate neighbours, candidates re-sorted by them."""
+    sims = similarities_to(x, idx)
     order = np.argsort(-sims, axis=1, kind="stable")
     return np.take_along_axis(idx, order, axis=1), np.take_along_axis(sims, order, axis=1)
 

@@ -1,10 +1,14 @@
-"""Diffusion wavelets on a graph and the multi-scale discrepancy that CAST's matching term minimises.
+"""Diffusion on a graph at dyadic scales: the operator, its pruned powers, and the diffusion-wavelet discrepancy.
 
 Part of CAST (a reconstruction of the published abstract, arXiv 2605.11705; see ``METHODS.md`` §3).
-With ``T = (I + D^-1/2 W D^-1/2) / 2`` (symmetric, spectrum in [0, 1]) the frame is
-``Psi_0 = I - T``, ``Psi_j = T^(2^(j-1)) - T^(2^j)`` for ``j = 1..J`` and the low-pass ``Phi_J = T^(2^J)``.
-It telescopes to the identity, and every element is PSD. Only sparse mat-vecs are used: applying the
-frame costs ``2^J`` products with ``T``, applying the kernel ``K`` costs ``2^(J+1)``.
+With ``T = (I + D^-1/2 W D^-1/2) / 2`` (symmetric, spectrum in [0, 1]):
+
+- :func:`dyadic_powers` and :func:`diffusion_correlation` give the coarse scales of CAST's similarity
+  (``T, T^2, T^4, ...``, pruned to O(N keep) entries);
+- the wavelet frame ``Psi_0 = I - T``, ``Psi_j = T^(2^(j-1)) - T^(2^j)`` (``j = 1..J``) and the low-pass
+  ``Phi_J = T^(2^J)`` telescopes to the identity; :func:`discrepancy_per_scale` measures, scale by scale,
+  how far a subset's empirical measure is from the pool's (CAST reports it against a random subset).
+  Only sparse mat-vecs are used: applying the frame costs ``2^J`` products with ``T``.
 """
 
 from __future__ import annotations
@@ -52,79 +56,6 @@ def apply_frame(t: sp.csr_matrix, v: np.ndarray, levels: int) -> list[np.ndarray
     return frame + [powers[-1]]
 
 
-def kernel_coefficients(weights: np.ndarray, levels: int) -> np.ndarray:
-    """Coefficients ``c_p`` of ``K = sum_j w_j Psi_j^2 + w_Phi Phi_J^2 = sum_p c_p T^p`` (``p <= 2^(J+1)``).
-
-    Example:
-        >>> kernel_coefficients(np.array([1.0, 0.0]), 0).tolist()  # (I - T)^2
-        [1.0, -2.0, 1.0]
-    """
-    c = np.zeros(2 ** (levels + 1) + 1)
-    c[[0, 1, 2]] += weights[0] * np.array([1.0, -2.0, 1.0])
-    for j in range(1, levels + 1):
-        a = 2 ** (j - 1)  # (T^a - T^2a)^2 = T^2a - 2 T^3a + T^4a
-        c[[2 * a, 3 * a, 4 * a]] += weights[j] * np.array([1.0, -2.0, 1.0])
-    c[2 ** (levels + 1)] += weights[levels + 1]
-    return c
-
-
-def apply_polynomial(t: sp.csr_matrix, v: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
-    """``sum_p c_p T^p v`` with one sparse mat-vec per power up to the last non-zero coefficient."""
-    last = int(np.flatnonzero(coefficients)[-1]) if np.any(coefficients) else 0
-    out = coefficients[0] * v
-    current = v
-    for p in range(1, last + 1):
-        current = t @ current
-        if coefficients[p]:
-            out = out + coefficients[p] * current
-    return out
-
-
-def scale_diagonals(t: sp.csr_matrix, levels: int, probes: int = 32,
-                    rng: np.random.Generator | None = None, block: int = 8) -> np.ndarray:
-    """Hutchinson estimates of ``diag(Psi_j^2)`` and ``diag(Phi_J^2)``, shape ``(J + 2, N)``.
-
-    For Rademacher ``z``, ``E[(Psi z)_i^2] = (Psi Psi^T)_ii = (Psi^2)_ii`` (``Psi`` is symmetric); the
-    squared form keeps every estimate non-negative. Probes go through the frame ``block`` at a time.
-    """
-    rng = rng or np.random.default_rng(0)
-    n = t.shape[0]
-    totals = np.zeros((levels + 2, n))
-    for start in range(0, probes, block):
-        z = rng.choice(np.array([-1.0, 1.0]), size=(n, min(block, probes - start)))
-        for j, psi_z in enumerate(apply_frame(t, z, levels)):
-            totals[j] += np.einsum("ij,ij->i", psi_z, psi_z)
-    return totals / probes
-
-
-def equal_contribution_weights(t: sp.csr_matrix, levels: int, subset_size: int, n_subsets: int = 16,
-                               rng: np.random.Generator | None = None) -> np.ndarray:
-    """Scale weights ``w_j`` under which every scale contributes equally for uniformly random subsets.
-
-    ``E ||Psi_j e_S||^2`` over random subsets of ``subset_size`` rows is estimated by Monte Carlo
-    (``n_subsets`` subsets through the frame as one block); the weights are its inverses, summing to 1.
-    The expectation scales as ``1/|S| - 1/N`` for every scale alike, so the weights hold for any size.
-    (A trace formula ``tr(Psi_j^2) - ||Psi_j 1||^2 / N`` with Hutchinson traces would subtract two nearly
-    equal numbers for the low-pass scale and is dominated by probe noise there.)
-
-    Example:
-        >>> import numpy as np, scipy.sparse as sp
-        >>> t = diffusion_operator(sp.random(50, 50, density=0.2, random_state=0) + sp.identity(50))
-        >>> w = equal_contribution_weights(t.maximum(t.T), 2, 10)
-        >>> w.shape, bool(np.isclose(w.sum(), 1.0))
-        ((4,), True)
-    """
-    rng = rng or np.random.default_rng(0)
-    n = t.shape[0]
-    subset_size = min(max(subset_size, 1), n - 1)
-    e = np.empty((n, n_subsets))
-    for s in range(n_subsets):
-        e[:, s] = selection_residual(rng.choice(n, size=subset_size, replace=False), n)
-    expected = np.array([np.einsum("ij,ij->", f, f) / n_subsets for f in apply_frame(t, e, levels)])
-    inverse = 1.0 / np.maximum(expected, 1e-12 * max(float(expected.max()), 1e-300))
-    return inverse / inverse.sum()
-
-
 def selection_residual(selected: np.ndarray, n_rows: int) -> np.ndarray:
     """``e_S = 1_S / |S| - 1 / N``: the difference between the subset's and the pool's empirical measure."""
     e = np.full(n_rows, -1.0 / n_rows)
@@ -150,74 +81,53 @@ def discrepancy(t: sp.csr_matrix, selected: np.ndarray, weights: np.ndarray, lev
     return float(weights @ discrepancy_per_scale(t, selected, levels))
 
 
-class MultiScaleMatcher:
-    """Greedy state of ``D(S)`` with the closed-form increment of adding one row.
+def dyadic_powers(t: sp.csr_matrix, levels: int, keep: int = 64, chunk: int = 4096) -> list[sp.csr_matrix]:
+    """``[T, T^2, T^4, ..., T^(2^(levels-1))]`` with memory O(N keep) per power.
 
-    With ``s = 1_S``, ``m = |S|`` and ``u = 1 / N``: ``D(S) = s'Ks / m^2 - 2 s'Ku / m + u'Ku``, so
-    ``D(S + i)`` needs only ``(Ks)_i``, ``K_ii`` and ``(Ku)_i``; minimising it over ``i`` is minimising
-    ``2 m (K e_S)_i + K_ii - 2 (K u)_i``. ``Ks`` is updated exactly (``K`` applied to the new rows) by
-    :meth:`refresh`, and between refreshes by the local part of ``K`` (its terms up to ``T^2``), so that
-    many picks can share one ``2^(J+1)``-mat-vec application of ``K``.
+    Each power is the previous one squared, ``chunk`` rows at a time, then pruned to the diagonal and the
+    ``keep - 1`` largest other entries of each row and symmetrised (the compression step of Coifman and
+    Maggioni's diffusion wavelets, done by magnitude): a dense ``T^8`` of a large graph would not fit.
+
+    Example:
+        >>> import numpy as np, scipy.sparse as sp
+        >>> t = diffusion_operator(sp.csr_matrix(np.ones((4, 4)) - np.eye(4)))
+        >>> [p.nnz for p in dyadic_powers(t, 3, keep=2)]
+        [16, 10, 10]
     """
+    from .fusion import top_k_per_row
 
-    def __init__(self, t: sp.csr_matrix, levels: int, diagonals: np.ndarray, weights: np.ndarray):
-        self.t, self.levels, self.diagonals = t, levels, diagonals
-        self.n = t.shape[0]
-        self.selected: list[int] = []
-        self.set_weights(weights)
+    powers = [sp.csr_matrix(t)]
+    for _ in range(levels - 1):
+        previous = powers[-1]
+        pieces = []
+        for start in range(0, previous.shape[0], chunk):
+            square = (previous[start : start + chunk] @ previous).tocsr()
+            diagonal = square[np.arange(square.shape[0]), np.arange(start, start + square.shape[0])].A1
+            off_diagonal = square - sp.csr_matrix((diagonal, (np.arange(len(diagonal)),
+                                                              np.arange(start, start + len(diagonal)))),
+                                                  shape=square.shape)
+            off_diagonal.eliminate_zeros()
+            kept = top_k_per_row(off_diagonal, keep - 1)
+            pieces.append(kept + sp.csr_matrix((diagonal, (np.arange(len(diagonal)),
+                                                            np.arange(start, start + len(diagonal)))),
+                                               shape=square.shape))
+        power = sp.vstack(pieces, format="csr")
+        powers.append(power.maximum(power.T).tocsr())
+    return powers[:levels]
 
-    def set_weights(self, weights: np.ndarray) -> None:
-        """Change the scale weights (the schedule switching scales on) and recompute ``Ku`` and ``Ks``."""
-        self.weights = np.asarray(weights, dtype=np.float64)
-        self.coefficients = kernel_coefficients(self.weights, self.levels)
-        self.k_diag = self.weights @ self.diagonals
-        self.ku = apply_polynomial(self.t, np.full(self.n, 1.0 / self.n), self.coefficients)
-        self.uku = float(self.ku.sum() / self.n)
-        self.refresh()
 
-    def refresh(self) -> None:
-        """Exact ``Ks`` with one application of ``K`` (``Ku`` only changes with the weights)."""
-        s = np.zeros(self.n)
-        s[self.selected] = 1.0
-        self.ks = apply_polynomial(self.t, s, self.coefficients) if self.selected else np.zeros(self.n)
-        self.sks, self.sku = float(s @ self.ks), float(s @ self.ku)
+def diffusion_correlation(power: sp.spmatrix) -> sp.csc_matrix:
+    """``P_ij / sqrt(P_ii P_jj)`` clipped to [0, 1], column-compressed.
 
-    def value(self) -> float:
-        """``D(S)`` from the maintained state (0 terms for the empty set: ``u'Ku``)."""
-        m = len(self.selected)
-        if m == 0:
-            return self.uku
-        return self.sks / m**2 - 2.0 * self.sku / m + self.uku
+    For ``P = T^(2q)`` this is the cosine between the diffusion profiles ``T^q e_i`` and ``T^q e_j`` of two
+    rows: 1 for a row and itself, near 1 for rows that diffuse to the same places.
 
-    def after_adding(self, candidates: np.ndarray) -> np.ndarray:
-        """``D(S + i)`` for each candidate ``i``, in closed form."""
-        m1 = len(self.selected) + 1
-        sks = self.sks + 2.0 * self.ks[candidates] + self.k_diag[candidates]
-        sku = self.sku + self.ku[candidates]
-        return sks / m1**2 - 2.0 * sku / m1 + self.uku
-
-    def increments(self, candidates: np.ndarray) -> np.ndarray:
-        """``D(S + i) - D(S)`` for each candidate."""
-        return self.after_adding(candidates) - self.value()
-
-    def add(self, i: int, exact: bool = False) -> None:
-        """Add row ``i``: exactly (``K`` applied to ``e_i``), or with the local part of ``K``."""
-        column = self._kernel_column(i, exact)
-        self.sks += 2.0 * self.ks[i] + column[i]
-        self.sku += self.ku[i]
-        self.ks += column
-        self.selected.append(int(i))
-
-    def _kernel_column(self, i: int, exact: bool) -> np.ndarray:
-        e = np.zeros(self.n)
-        e[i] = 1.0
-        if exact:
-            return apply_polynomial(self.t, e, self.coefficients)
-        column = self.coefficients[0] * e
-        t_i = self.t[i]  # row i = column i, T is symmetric
-        column[t_i.indices] += self.coefficients[1] * t_i.data
-        t2_i = t_i @ self.t
-        column[t2_i.indices] += self.coefficients[2] * t2_i.data
-        # The diagonal must stay the (estimated) K_ii so that the increment is consistent with k_diag.
-        column[i] = self.k_diag[i]
-        return column
+    Example:
+        >>> import numpy as np, scipy.sparse as sp
+        >>> diffusion_correlation(sp.csr_matrix(np.array([[4.0, 1.0], [1.0, 1.0]]))).toarray().tolist()
+        [[1.0, 0.5], [0.5, 1.0]]
+    """
+    inverse_root = sp.diags(1.0 / np.sqrt(np.maximum(power.diagonal(), 1e-300)))
+    correlation = (inverse_root @ power @ inverse_root).tocsc()
+    np.clip(correlation.data, 0.0, 1.0, out=correlation.data)
+    return correlation

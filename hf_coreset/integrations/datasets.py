@@ -10,6 +10,7 @@ from typing import Any
 import datasets
 
 from ..api import select_coreset
+from ..errors import CoresetInputError
 
 
 def _dataset_select_coreset(self: datasets.Dataset, method: str, budget: int | float, **kwargs: Any):
@@ -18,8 +19,15 @@ def _dataset_select_coreset(self: datasets.Dataset, method: str, budget: int | f
 
 
 def _dataset_dict_select_coreset(self: datasets.DatasetDict, method: str, budget: int | float, **kwargs: Any):
-    """Select a coreset of every split (a fractional budget applies to each split's own size)."""
-    return datasets.DatasetDict({split: select_coreset(ds, method, budget, **kwargs) for split, ds in self.items()})
+    """Select a coreset of every split (a fractional budget applies to each split's own size); an input error
+    names the split it came from."""
+    selected = {}
+    for split, dataset in self.items():
+        try:
+            selected[split] = select_coreset(dataset, method, budget, **kwargs)
+        except CoresetInputError as err:  # same error class, so `except MissingColumnError` still works
+            raise type(err)(f"In split {split!r}: {err}") from err
+    return datasets.DatasetDict(selected)
 
 
 def install_accessors() -> dict[str, bool]:

@@ -18,9 +18,10 @@ import math
 import re
 import string
 import tempfile
+import urllib.parse
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,12 @@ QUALITY_FILENAME = "coreset_quality.json"
 QUALITY_IMAGE = f"{IMAGE_DIR}/{IMAGE_PREFIX}quality.png"
 DATA_DIR = "data"
 PROTECTED_FILES = (".gitattributes",)  # files a fresh Hub repo starts with; a repo holding only these is "empty"
+# Characters Markdown or HTML read as markup inside a line: code, emphasis, links, tags, entities, table cells.
+MARKDOWN_MARKUP = re.compile(r"([\\`*_\[\]<>&|~])")
+SPLIT_NAME = re.compile(r"\w+(\.\w+)*")  # what datasets accepts as a split name
+# A Hub user token ("hf_" + letters and digits), and what replaces it in printed messages.
+HUB_TOKEN_SHAPE = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")
+REDACTED = "hf_***"
 
 
 class RepoExistsError(CoresetInputError):
@@ -151,7 +158,7 @@ def push_to_hub(
     from huggingface_hub import CommitOperationAdd, HfApi
 
     result = _selection_of(coreset)
-    split = str(coreset.split) if coreset.split is not None else "train"
+    split = check_split_name(str(coreset.split) if coreset.split is not None else "train")
     with tempfile.TemporaryDirectory(prefix="hf_coreset_push_") as staging:
         # Everything that can fail on bad input happens here, before the first request to the Hub.
         shards = _write_parquet_shards(coreset, Path(staging), split, max_shard_size)
@@ -211,7 +218,7 @@ def render_dataset_card(
         (True, ['images/coreset_composition.png', 'images/coreset_scores.png'])
     """
     result = result or _selection_of(coreset)
-    split = split or (str(coreset.split) if coreset.split is not None else "train")
+    split = check_split_name(split or (str(coreset.split) if coreset.split is not None else "train"))
     images = {f"{IMAGE_DIR}/{IMAGE_PREFIX}scores.png": _score_histogram_png(result)}
     column = _find_category_column(coreset, category_column)
     if column is not None:
@@ -221,10 +228,11 @@ def render_dataset_card(
     benchmarks = _benchmark_images(benchmark_figures or {})
     images.update({path: png for path, (_, png) in benchmarks.items()})
     fields = _card_fields(coreset, result, split, source_id)
+    method = str(result.provenance.get("method", "unknown"))
     fields.update(
         yaml_header=_yaml_header(coreset, result, split, source_id, download_size).rstrip("\n"),
-        title=f"{fields['method']} coreset of {_source_label(coreset, source_id) or 'a local dataset'}",
-        repo_id=repo_id, split=split,
+        title=markdown_text(f"{method} coreset of {_source_label(coreset, source_id) or 'a local dataset'}"),
+        repo_id=python_string(repo_id), split=python_string(split),
         score_section=_score_section(result),
         composition_section=_composition_section(column, source),
         benchmark_section=_benchmark_section(benchmarks),
@@ -258,10 +266,39 @@ def render_trained_on_coreset_section(
         result = _selection_of(coreset)
     fields = _card_fields(coreset, result, None, None)
     fields["dataset_link"] = (
-        f"; the coreset is published as [{dataset_id}](https://huggingface.co/datasets/{dataset_id})"
-        if dataset_id else ""
+        f"; the coreset is published as [{markdown_text(dataset_id)}]"
+        f"(https://huggingface.co/datasets/{urllib.parse.quote(dataset_id, safe='/')})" if dataset_id else ""
     )
     return _template("trained_on_coreset.md").substitute(fields)
+
+
+def redact_token(text: str, token: str | None = None) -> str:
+    """``text`` with the Hub token removed, to print a server's error safely.
+
+    Removes ``token`` (default: the active one, from ``HF_TOKEN`` or the saved login) and anything shaped like a
+    Hub user token (``hf_`` and 30 or more letters and digits).
+
+    Example:
+        >>> redact_token("401: bad token hf_abcdefghijklmnopqrstuvwxyz0123456789 for hf_coreset", token="s3cret")
+        '401: bad token hf_*** for hf_coreset'
+        >>> redact_token("echo: s3cret", token="s3cret")
+        'echo: hf_***'
+    """
+    if token is None:
+        from huggingface_hub import get_token
+
+        token = get_token()
+    if token:
+        text = text.replace(token, REDACTED)
+    return HUB_TOKEN_SHAPE.sub(REDACTED, text)
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """True for a dropped or refused connection or a timeout, whichever HTTP library huggingface_hub uses
+    (requests' ``ConnectionError``, httpx's ``TransportError`` such as ``RemoteProtocolError``)."""
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return True
+    return any(cls.__name__ in ("TransportError", "ConnectionError") for cls in type(error).__mro__)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -276,6 +313,8 @@ def _selection_of(coreset: Any) -> SelectionResult:
         )
     try:
         return get_selection_result(coreset)
+    except CoresetInputError:  # a record that is there but malformed: its own message says what is wrong
+        raise
     except ValueError as err:
         raise CoresetInputError(
             "This dataset carries no hf_coreset selection, so there is nothing to write in a coreset card: push "
@@ -401,7 +440,8 @@ def _source_label(coreset: datasets.Dataset | None, source_id: str | None) -> st
 
 
 def _card_fields(coreset, result: SelectionResult, split, source_id) -> dict[str, str]:
-    """Fields shared by both templates, all as display strings."""
+    """Fields shared by both templates, all as display strings: every value from the provenance, the dataset's
+    info or the caller is escaped for where it lands (Markdown text, a code span, Python or JSON code)."""
     prov = result.provenance
     method = str(prov.get("method", "unknown"))
     hub_id, source_revision = _split_source_id(source_id)
@@ -410,36 +450,89 @@ def _card_fields(coreset, result: SelectionResult, split, source_id) -> dict[str
     rows_in, rows_out = prov.get("rows_in"), prov.get("rows_out", len(result.indices))
     config = prov.get("config", {})
     return {
-        "method": method,
+        "method": markdown_text(method),
         "method_line": _method_line(method),
-        "score_meaning": f"Scores: {prov['score_meaning'].rstrip('.')}." if prov.get("score_meaning") else "",
-        "source_name": f"`{label}`" if label else "a local dataset (not on the Hub)",
-        "source_split": str(prov.get("source_split") or "unknown"),
-        "source_revision": source_revision or f"fingerprint {fingerprint}",
-        "license": _license(coreset),
-        "rows_in": f"{rows_in:,}" if isinstance(rows_in, int) else "unknown",
-        "rows_out": f"{rows_out:,}",
-        "fraction": f"{100 * rows_out / rows_in:.1f}%" if rows_in else "unknown fraction",
+        "score_meaning": (f"Scores: {markdown_text(str(prov['score_meaning']).rstrip('.'))}."
+                          if prov.get("score_meaning") else ""),
+        "source_name": markdown_code(label) if label else "a local dataset (not on the Hub)",
+        "source_split": markdown_text(prov.get("source_split") or "unknown"),
+        "source_revision": markdown_code(source_revision or f"fingerprint {fingerprint}"),
+        "license": markdown_text(_license(coreset)),
+        "rows_in": f"{rows_in:,}" if _is_int(rows_in) else "unknown",
+        "rows_out": f"{rows_out:,}" if _is_int(rows_out) else "unknown",
+        "fraction": f"{100 * rows_out / rows_in:.1f}%" if _is_int(rows_in) and rows_in and _is_int(rows_out)
+                    else "unknown fraction",
         "rows_dropped": _describe_dropped(prov.get("rows_dropped", {})),
-        "budget": str(prov.get("budget", "unknown")),
-        "budget_rows": f"{prov['budget_rows']:,}" if isinstance(prov.get("budget_rows"), int) else "unknown",
-        "seed": str(prov.get("seed", config.get("seed", "unknown"))),
-        "config_json": json.dumps(config, indent=2, sort_keys=True),
+        "budget": markdown_text(prov.get("budget", "unknown")),
+        "budget_rows": f"{prov['budget_rows']:,}" if _is_int(prov.get("budget_rows")) else "unknown",
+        "seed": markdown_text(prov.get("seed", config.get("seed", "unknown"))),
+        "config_json": json.dumps(config, indent=2, sort_keys=True, default=str),
         "reproduce": _reproduce_snippet(method, prov, hub_id, split),
-        "timings": ", ".join(f"{k} {v:.2f}" for k, v in prov.get("timings", {}).items()
+        "timings": ", ".join(f"{markdown_text(k)} {v:.2f}" for k, v in prov.get("timings", {}).items()
                              if isinstance(v, (int, float))) or "unknown",
-        "library_versions": ", ".join(f"{k} {v}" for k, v in prov.get("library_versions", {}).items()) or "unknown",
+        "library_versions": ", ".join(f"{markdown_text(k)} {markdown_text(v)}"
+                                      for k, v in prov.get("library_versions", {}).items()) or "unknown",
     }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def markdown_text(value: Any) -> str:
+    r"""``value`` as literal Markdown text on one line: the characters that Markdown or HTML would read as
+    markup (emphasis, code, links, tags, entities, table cells) are backslash-escaped.
+
+    Example:
+        >>> print(markdown_text("a *b* | <script>\nalert()"))
+        a \*b\* \| \<script\> alert()
+    """
+    return MARKDOWN_MARKUP.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def markdown_code(value: Any) -> str:
+    """``value`` as an inline code span on one line, whatever backticks or table pipes it holds.
+
+    Example:
+        >>> markdown_code("v1.0"), markdown_code("a`b")
+        ('`v1.0`', '``a`b``')
+    """
+    text = " ".join(str(value).split()).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def python_string(value: Any) -> str:
+    r"""A Python string literal of ``value`` on one line (the JSON spelling, which Python reads the same).
+
+    Example:
+        >>> print(python_string('train"); import os; ("'))
+        "train\"); import os; (\""
+    """
+    return json.dumps(str(value))
+
+
+def check_split_name(split: str) -> str:
+    """Return ``split`` if it is a valid ``datasets`` split name (letters, digits, ``_``, ``.``), else raise:
+    it names the parquet files and lands in the card."""
+    if not SPLIT_NAME.fullmatch(split):
+        raise CoresetInputError(
+            f"Split name {split!r} is not a valid datasets split name (letters, digits, '_' and '.'): rename the "
+            "split, e.g. with DatasetDict({'train': coreset})."
+        )
+    return split
 
 
 def _method_line(method: str) -> str:
     papers = METHOD_PAPERS.get(method)
+    name = markdown_code(method)
     if papers is None:
-        return f"Method `{method}` (a method registered outside hf-coreset: no paper link known)."
+        return f"Method {name} (a method registered outside hf-coreset: no paper link known)."
     if not papers:
-        return f"Method `{method}`: uniform sampling without replacement (the baseline every coreset should beat)."
+        return f"Method {name}: uniform sampling without replacement (the baseline every coreset should beat)."
     links = "; ".join(f"[{label}]({url})" for label, url in papers)
-    return f"Method `{method}`, after {links}."
+    return f"Method {name}, after {links}."
 
 
 def _license(coreset: datasets.Dataset | None) -> str:
@@ -448,24 +541,35 @@ def _license(coreset: datasets.Dataset | None) -> str:
 
 
 def _describe_dropped(dropped: Mapping[str, Any]) -> str:
-    parts = [f"{info.get('count', 0)} ({reason})" for reason, info in dropped.items()]
+    parts = [f"{markdown_text(info.get('count', 0))} ({markdown_text(reason)})" for reason, info in dropped.items()]
     return ", ".join(parts) if parts else "0"
 
 
 def _reproduce_snippet(method: str, prov: Mapping[str, Any], source_name: str | None, split: str | None) -> str:
+    """A select_coreset call in a Python code block: every value is a Python literal on one line, so nothing
+    from the provenance can add code or close the block."""
     options = {k: v for k, v in prov.get("config", {}).items() if k != "seed"}
-    args = "".join(f", {k}={v!r}" for k, v in options.items())
+    named = {k: v for k, v in options.items() if isinstance(k, str) and k.isidentifier()}
+    args = "".join(f", {k}={_python_literal(v)}" for k, v in named.items())
+    if len(named) < len(options):
+        args += f", **{_python_literal({k: v for k, v in options.items() if k not in named})}"
     source_split = prov.get("source_split") or split or "train"
-    load = (f'source = datasets.load_dataset("{source_name}", split="{source_split}")' if source_name
-            else "source = ...  # the source dataset (its fingerprint is in the table above)")
+    load = (f"source = datasets.load_dataset({python_string(source_name)}, split={python_string(source_split)})"
+            if source_name else "source = ...  # the source dataset (its fingerprint is in the table above)")
     return (
         "import datasets, hf_coreset\n\n"
         f"{load}\n"
         f"coreset = hf_coreset.select_coreset(\n"
-        f"    source, {method!r}, {prov.get('budget')!r}, seed={prov.get('seed', 0)!r}{args},\n"
+        f"    source, {python_string(method)}, {_python_literal(prov.get('budget'))}, "
+        f"seed={_python_literal(prov.get('seed', 0))}{args},\n"
         "    # plus the same feature source as the original run: embedding_columns=[...] or image/text encoders\n"
         ")"
     )
+
+
+def _python_literal(value: Any) -> str:
+    """repr for the JSON values a config holds (str, numbers, bools, None, lists, dicts), on one line."""
+    return " ".join(repr(value).splitlines())
 
 
 def _size_category(n_rows: int) -> str:
@@ -480,11 +584,11 @@ def _size_category(n_rows: int) -> str:
 def _yaml_header(coreset, result: SelectionResult, split: str, source_id: str | None, download_size) -> str:
     import yaml
 
-    method = str(result.provenance.get("method", "unknown"))
+    method = " ".join(str(result.provenance.get("method", "unknown")).split())  # YAML quotes it; one line reads best
     source_name = _source_label(coreset, source_id)
     header: dict[str, Any] = {
         "license": _license(coreset),
-        "pretty_name": f"{method} coreset of {source_name or 'a local dataset'}",
+        "pretty_name": " ".join(f"{method} coreset of {source_name or 'a local dataset'}".split()),
         "tags": list(dict.fromkeys(["coreset", "hf-coreset", method])),
         "size_categories": [_size_category(coreset.num_rows)],
     }
@@ -592,13 +696,15 @@ def _composition_section(column: str | None, source: datasets.Dataset | None) ->
     if column is None:
         return "No category-like column (pass `category_column=` to plot one)."
     against = " against the source dataset" if source is not None else ""
-    figure = f"![Share of rows per {column}]({IMAGE_DIR}/{IMAGE_PREFIX}composition.png)"
-    return f"{figure}\n\nShare of rows per `{column}`{against}."
+    figure = f"![Share of rows per {markdown_text(column)}]({IMAGE_DIR}/{IMAGE_PREFIX}composition.png)"
+    return f"{figure}\n\nShare of rows per {markdown_code(column)}{against}."
 
 
 def _quality_section(report: CoresetReport | None) -> str:
     if report is None:
         return ""
+    if report.method:  # a registered method's name is the user's text: keep it literal in the table
+        report = replace(report, method=markdown_text(report.method))
     caption = f"{report.metric} of the coreset, of random subsets of the same size and of the full pool"
     figure = f"![{caption}]({QUALITY_IMAGE})"
     return (f"\n## Quality check\n\nDoes training on this coreset beat training on a random subset of the same "
@@ -609,5 +715,6 @@ def _quality_section(report: CoresetReport | None) -> str:
 def _benchmark_section(benchmarks: Mapping[str, tuple[str, bytes]]) -> str:
     if not benchmarks:
         return ""
-    figures = "\n\n".join(f"### {title}\n\n![{title}]({path})" for path, (title, _) in benchmarks.items())
+    figures = "\n\n".join(f"### {markdown_text(title)}\n\n![{markdown_text(title)}]({path})"
+                          for path, (title, _) in benchmarks.items())
     return f"\n## Benchmarks\n\n{figures}\n"

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from ..errors import CoresetInputError
-from ..features.encoders import _load_image
-from ..features.vlm_attention import _RowFailure, check_supported, encode_conversation
+from ..features.encoders import RowFailure, load_image
+from ..features.vlm_attention import check_supported, encode_conversation
 
 IGNORE_INDEX = -100
 # Padding of the per-token inputs (input_ids use the tokenizer's pad id, unlisted ones 0); image tensors
@@ -58,10 +58,10 @@ class VisualInstructionCollator:
         cell = row[self.image_column]
         cells = [c for c in (cell if isinstance(cell, list) else [cell]) if c is not None]
         try:
-            images = [_load_image(value, -1, self.image_column) for value in cells]
+            images = [load_image(value, -1, self.image_column) for value in cells]
             inputs, assistant = encode_conversation(self.processor, self.model_type, row[self.conversation_column],
                                                     images)
-        except _RowFailure as failure:
+        except RowFailure as failure:
             raise CoresetInputError(f"A row cannot be collated ({failure.reason}: {failure.detail}).") from failure
         ids = inputs["input_ids"][0]
         # Per-token tensors (input ids, attention mask, token types) lose their batch dimension to be padded.

@@ -1,10 +1,12 @@
 from dataclasses import dataclass
 
-from ...config import SelectionConfig
+from ...config import SelectionConfig, check_choice
 from ...errors import CoresetInputError
+from ...graph.fusion import FUSIONS
+from ...graph.knn import INDEXES
 
-SCALE_SCHEDULES = ("coarse_to_fine", "all")
-INDEXES = ("auto", "exact", "hnswlib", "faiss", "pynndescent")
+SCALE_SCHEDULES = ("resolution", "constant")
+RELIABILITIES = ("topology", "none")
 
 
 def _positive_int(name: str, value, minimum: int = 1) -> None:
@@ -19,29 +21,34 @@ def _non_negative_number(name: str, value) -> None:
 
 @dataclass
 class CASTConfig(SelectionConfig):
-    """Options of ``method="cast"``; every switch of the method is one argument, for ablations.
+    """Options of ``method="cast"``; every component of the method is one argument away, for ablations.
 
     Attributes:
-        k: neighbours per row in every kNN graph and in the fused graph.
-        levels: J, the number of diffusion-wavelet band-pass scales (``Psi_0 .. Psi_J`` plus ``Phi_J``).
+        k: neighbours per row in every modality's kNN graph and in the fused graph (the graph's resolution).
+        similarity_neighbors: each row can be represented by its ``similarity_neighbors`` nearest rows in
+            every modality (the union of those lists is the support of the fine-scale similarity).
+        levels: diffusion scales of the fused graph added to the objective: ``T, T^2, ..., T^(2^(levels-1))``;
+            0 = the fine, feature-level scale only.
+        scale_weight: weight of each diffusion scale (the fine scale weighs 1) at the first pick.
+        scale_schedule: ``"resolution"``: the diffusion scales fade out linearly and are gone once the picks
+            could cover every ``k``-neighbourhood (pick ``N / k``): with few picks the graph's layout is what
+            can be matched, with many the fine similarity decides; ``"constant"``: they keep ``scale_weight``.
+        fusion: how the modalities' cosines combine in the fine similarity: ``"product"`` (both modalities
+            must agree: ``(cos_image cos_text)^2`` at equal trust) or ``"sum"`` (the squared cosine of the
+            concatenation).
+        reliability: ``"topology"``: weight every pair by the probability that its image and caption
+            belong together, from the agreement of their two neighbourhoods (``hf_coreset.graph.reliability``);
+            an unreliable pair is neither picked nor counted as a row to represent. ``"none"``: every pair 1.
+        reliability_draws: random re-pairings simulated for the reliability's null distribution.
         beta: sharpness of the modality trust ``softmax(-beta * collapse)``.
-        hubness_reduction: re-rank neighbour candidates by CSLS before weighting.
         collapse_refinement: weight modalities by local-collapse trust; off = equal weights everywhere.
-        consensus_boost: factor on edges found in every modality's graph (1 = no boost).
-        matching: use the multi-scale discrepancy term.
-        coverage: use the soft relational coverage term.
-        scale_schedule: ``"coarse_to_fine"`` (coarse scales first, finer ones switched on as the subset
-            grows) or ``"all"`` (every scale from the first pick).
-        hutchinson_probes: random probes for the kernel diagonals ``K_ii``.
+        hubness_reduction: re-rank neighbour candidates by CSLS before weighting the graph's edges.
+        consensus_boost: factor on fused-graph edges found in every modality's graph (1 = no boost).
+        diffusion_keep: entries kept per row of each diffusion power (memory O(N diffusion_keep)).
         index: kNN search: ``"auto"`` (exact up to 20k rows, hnswlib above), ``"exact"``, ``"hnswlib"``,
             ``"faiss"`` or ``"pynndescent"`` (the approximate ones need their package installed).
         search_dims: approximate search runs on a PCA projection to this many dimensions (candidates are
             then re-scored exactly in the original space); ``None`` searches the original space.
-        stochastic_eps: stochastic greedy: each step scores ``(N / budget) log(1 / eps)`` random
-            candidates (used when N exceeds ``exact_greedy_max_rows``).
-        exact_greedy_max_rows: up to this many rows every remaining row is scored at every step.
-        refresh_every: picks between exact recomputations of ``K 1_S`` (between them the local part of
-            ``K`` updates it); ``None`` chooses: 1 for small problems, ``budget / 32`` for large ones.
         self_loop: weight of the self-loop added to every node of the fused graph.
         group_column: several captions per image: rows sharing a value of this column form one node
             (image feature, mean caption feature) and the row with the medoid caption is emitted; the budget
@@ -49,44 +56,37 @@ class CASTConfig(SelectionConfig):
     """
 
     k: int = 10
-    levels: int = 5
+    similarity_neighbors: int = 50
+    levels: int = 3
+    scale_weight: float = 0.5
+    scale_schedule: str = "resolution"
+    fusion: str = "product"
+    reliability: str = "topology"
+    reliability_draws: int = 3
     beta: float = 5.0
-    hubness_reduction: bool = True
     collapse_refinement: bool = True
+    hubness_reduction: bool = True
     consensus_boost: float = 2.0
-    matching: bool = True
-    coverage: bool = True
-    scale_schedule: str = "coarse_to_fine"
-    hutchinson_probes: int = 32
+    diffusion_keep: int = 32
     index: str = "auto"
     search_dims: int | None = 128
-    stochastic_eps: float = 0.01
-    exact_greedy_max_rows: int = 10_000
-    refresh_every: int | None = None
     self_loop: float = 1e-3
     group_column: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _positive_int("k", self.k, 2)
+        _positive_int("similarity_neighbors", self.similarity_neighbors)
         _positive_int("levels", self.levels, 0)
-        _positive_int("hutchinson_probes", self.hutchinson_probes)
-        _positive_int("exact_greedy_max_rows", self.exact_greedy_max_rows, 0)
+        _positive_int("reliability_draws", self.reliability_draws)
+        _positive_int("diffusion_keep", self.diffusion_keep, 2)
         if self.search_dims is not None:
             _positive_int("search_dims", self.search_dims)
-        if self.refresh_every is not None:
-            _positive_int("refresh_every", self.refresh_every)
-        for name in ("beta", "consensus_boost", "self_loop"):
+        for name in ("scale_weight", "beta", "consensus_boost", "self_loop"):
             _non_negative_number(name, getattr(self, name))
-        if not 0 < self.stochastic_eps < 1:
-            raise CoresetInputError(f"stochastic_eps must be in (0, 1), got {self.stochastic_eps!r}.")
-        if self.scale_schedule not in SCALE_SCHEDULES:
-            raise CoresetInputError(f"scale_schedule must be one of {list(SCALE_SCHEDULES)}, got "
-                                    f"{self.scale_schedule!r}.")
-        if self.index not in INDEXES:
-            raise CoresetInputError(f"index must be one of {list(INDEXES)}, got {self.index!r}.")
-        if not (self.matching or self.coverage):
-            raise CoresetInputError("matching and coverage are both off: CAST would have nothing to optimise; "
-                                    "turn one on (or use method='random').")
+        check_choice("scale_schedule", self.scale_schedule, SCALE_SCHEDULES)
+        check_choice("fusion", self.fusion, FUSIONS)
+        check_choice("reliability", self.reliability, RELIABILITIES)
+        check_choice("index", self.index, INDEXES)
         if self.self_loop <= 0:
             raise CoresetInputError(f"self_loop must be > 0 (it keeps every degree positive), got {self.self_loop!r}.")

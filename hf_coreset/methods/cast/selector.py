@@ -1,12 +1,15 @@
-"""CAST's selector: fused collapse-aware graph, then a greedy trade-off of coverage and matching.
+"""CAST's selector: reliable, collapse-aware multimodal similarity at several diffusion scales, then facility
+location.
 
-A reconstruction of the published abstract (arXiv 2605.11705), following ``METHODS.md`` §3.
+A reconstruction of the published abstract (arXiv 2605.11705), following ``METHODS.md`` §3 where it helps
+and departing from it where the benchmark showed a better way (``benchmarks/results/retrieval_*`` and the
+README's CAST section say which and why).
 """
 
 from __future__ import annotations
 
-import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,23 +17,32 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...errors import CoresetInputError
-from ...graph.coverage import SoftCoverage, relation_matrix
-from ...graph.fusion import ModalityGraph, fuse_graphs, modality_graph, trust_weights
+from ...graph.facility_location import facility_location_greedy
+from ...graph.fusion import (
+    ModalityGraph,
+    fuse_graphs,
+    fused_similarity,
+    modality_graph,
+    prepare_features,
+    trust_weights,
+)
+from ...graph.reliability import PairReliability, pair_reliability
 from ...graph.wavelets import (
-    MultiScaleMatcher,
+    diffusion_correlation,
     diffusion_operator,
     discrepancy_per_scale,
-    equal_contribution_weights,
-    scale_diagonals,
+    dyadic_powers,
     scale_names,
 )
 from ...selector import FeatureSet, Selector
 from .config import CASTConfig
 from .grouping import group_nodes
 
-# Exact K-column updates after every pick while N * budget stays below this; batched refreshes above.
-EXACT_UPDATE_MAX_WORK = 4_000_000
-BATCHED_REFRESHES = 32
+# A pair that looks mismatched still weighs this much: where every pair looks mismatched (unrelated columns),
+# the weights are then uniform again instead of all zero, and the selection stays a representative one.
+RELIABILITY_FLOOR = 0.01
+# Above this estimated share of mismatched pairs the diagnostics warn that the columns may not belong together.
+IMPLAUSIBLE_MISMATCHED_SHARE = 0.9
 
 
 @dataclass
@@ -39,158 +51,98 @@ class CASTGraph:
 
     Attributes:
         t: the diffusion operator ``T`` of the fused graph (sparse, symmetric).
-        modalities: per modality name, its :class:`ModalityGraph`.
+        modalities: per modality name, its :class:`ModalityGraph` (candidate lists ``similarity_neighbors`` wide).
         trust: ``(N, M)`` trust weights of the modalities (columns in the order of ``modalities``).
+        reliability: the pairs' :class:`PairReliability`, or None (``reliability="none"``, or one modality).
         seconds: time of each stage.
     """
 
     t: sp.csr_matrix
     modalities: dict[str, ModalityGraph]
     trust: np.ndarray
+    reliability: PairReliability | None
     seconds: dict[str, float] = field(default_factory=dict)
 
 
 def build_cast_graph(blocks: dict[str, np.ndarray], config: CASTConfig) -> CASTGraph:
-    """Per-modality graphs, collapse-aware trust, fusion and ``T``.
+    """Per-modality graphs, collapse-aware trust, pair reliability, fusion and ``T``.
 
     Example:
         >>> import numpy as np
         >>> rng = np.random.default_rng(0)
         >>> g = build_cast_graph({"img": rng.normal(size=(60, 8)), "txt": rng.normal(size=(60, 4))}, CASTConfig())
-        >>> g.t.shape, g.trust.shape
-        ((60, 60), (60, 2))
+        >>> g.t.shape, g.trust.shape, g.reliability.reliability.shape
+        ((60, 60), (60, 2), (60,))
     """
     started = time.perf_counter()
+    prepared = {name: prepare_features(x) for name, x in blocks.items()}
     graphs = {name: modality_graph(x, config.k, config.index, config.seed, config.hubness_reduction,
-                                   config.search_dims)
-              for name, x in blocks.items()}
+                                   config.search_dims, n_candidates=config.similarity_neighbors)
+              for name, x in prepared.items()}
     knn_done = time.perf_counter()
     collapse = np.stack([g.collapse for g in graphs.values()], axis=1)
     trust = (trust_weights(collapse, config.beta) if config.collapse_refinement
              else np.full(collapse.shape, 1.0 / collapse.shape[1]))
+    reliability = None
+    if config.reliability == "topology" and len(graphs) >= 2:
+        (image, image_graph), (text, text_graph) = [(prepared[name], graphs[name]) for name in list(graphs)[:2]]
+        k = min(config.k, image_graph.candidates.shape[1])
+        reliability = pair_reliability(image, text, image_graph.candidates[:, :k], text_graph.candidates[:, :k],
+                                       config.reliability_draws, np.random.default_rng(config.seed))
+    reliability_done = time.perf_counter()
     fused = fuse_graphs([g.weights for g in graphs.values()], trust, config.k, config.consensus_boost,
                         config.self_loop)
-    t = diffusion_operator(fused)
-    seconds = {"knn_graphs": knn_done - started, "fusion": time.perf_counter() - knn_done}
-    return CASTGraph(t, graphs, trust, seconds)
+    seconds = {"knn_graphs": knn_done - started, "reliability": reliability_done - knn_done,
+               "fusion": time.perf_counter() - reliability_done}
+    return CASTGraph(diffusion_operator(fused), graphs, trust, reliability, seconds)
 
 
-def active_scales(progress: float, levels: int, schedule: str) -> np.ndarray:
-    """Which of ``psi_0 .. psi_J, phi_J`` are on after a fraction ``progress`` of the budget.
+def multiscale_similarity(graph: CASTGraph, blocks: dict[str, np.ndarray], config: CASTConfig
+                          ) -> tuple[sp.csc_matrix, np.ndarray]:
+    """The stacked similarity facility location maximises, and the scale of each of its rows.
 
-    ``"coarse_to_fine"`` starts with the two coarsest (``phi_J``, ``psi_J``) and switches the finer ones on
-    one after another, linearly, all of them by half the budget: with few picks only the coarse layout of
-    the data can be matched; fine detail becomes matchable as the subset grows.
+    Rows ``0 .. N-1`` hold the fine scale, :func:`~hf_coreset.graph.fusion.fused_similarity` of the
+    modalities' cosines on the union of their candidate lists; the next ``levels`` blocks of
+    ``N`` rows hold :func:`~hf_coreset.graph.wavelets.diffusion_correlation` of ``T, T^2, T^4, ...``.
+    Column ``j`` says how well pair ``j`` represents every row at every scale.
+    """
+    graphs = list(graph.modalities.values())
+    scales = [fused_similarity(list(blocks.values()), [g.candidates for g in graphs], graph.trust, config.fusion,
+                               [g.candidate_similarities for g in graphs])]
+    scales += [diffusion_correlation(p) for p in dyadic_powers(graph.t, config.levels, config.diffusion_keep)]
+    n = graph.t.shape[0]
+    return sp.vstack(scales, format="csc"), np.repeat(np.arange(len(scales)), n)
+
+
+def scale_weights_at(n: int, config: CASTConfig) -> Callable[[int], np.ndarray]:
+    """Weights of ``[fine, T, T^2, ...]`` at pick ``step``: the fine scale 1, each diffusion scale
+    ``scale_weight``, fading linearly to 0 at pick ``N / k`` under ``scale_schedule="resolution"``.
 
     Example:
-        >>> active_scales(0.0, 5, "coarse_to_fine").astype(int).tolist()
-        [0, 0, 0, 0, 0, 1, 1]
+        >>> weights = scale_weights_at(100, CASTConfig(k=10, levels=2, scale_weight=0.5))
+        >>> weights(0).tolist(), weights(5).tolist(), weights(20).tolist()
+        ([1.0, 0.5, 0.5], [1.0, 0.25, 0.25], [1.0, 0.0, 0.0])
     """
-    n_scales = levels + 2
-    if schedule == "all":
-        return np.ones(n_scales, dtype=bool)
-    n_on = min(n_scales, 2 + int(min(1.0, 2.0 * progress) * (n_scales - 2)))
-    on = np.zeros(n_scales, dtype=bool)
-    on[n_scales - n_on :] = True
-    return on
+    resolution_picks = n / config.k
 
+    def weights(step: int) -> np.ndarray:
+        fade = 1.0 if config.scale_schedule == "constant" else max(0.0, 1.0 - step / resolution_picks)
+        return np.array([1.0] + [config.scale_weight * fade] * config.levels)
 
-def min_max(values: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] (all zeros when every value is equal)."""
-    spread = values.max() - values.min()
-    return (values - values.min()) / spread if spread > 0 else np.zeros_like(values)
-
-
-class CandidatePool:
-    """Rows not yet picked; draws the candidates of a greedy step (all of them, or a random sample)."""
-
-    def __init__(self, n: int, sample_size: int, rng: np.random.Generator):
-        self.free, self.position = np.arange(n), np.arange(n)
-        self.size, self.sample_size, self.rng = n, sample_size, rng
-
-    def draw(self) -> np.ndarray:
-        if self.sample_size >= self.size:
-            return self.free[: self.size].copy()
-        # Drawing with replacement and dropping repeats is O(sample) instead of O(N) per step.
-        return self.free[np.unique(self.rng.integers(self.size, size=self.sample_size))]
-
-    def remove(self, i: int) -> None:
-        """Swap-remove row ``i``: O(1)."""
-        p, last = self.position[i], self.free[self.size - 1]
-        self.free[p], self.position[last] = last, p
-        self.size -= 1
-
-
-def _sample_size(n: int, budget: int, config: CASTConfig) -> int:
-    if n <= config.exact_greedy_max_rows:
-        return n
-    return math.ceil(n / budget * math.log(1.0 / config.stochastic_eps))
-
-
-def _refresh_every(n: int, budget: int, config: CASTConfig) -> int:
-    if config.refresh_every is not None:
-        return config.refresh_every
-    return 1 if n * budget <= EXACT_UPDATE_MAX_WORK else max(1, math.ceil(budget / BATCHED_REFRESHES))
-
-
-def cast_greedy(t: sp.csr_matrix, budget: int, config: CASTConfig, rng: np.random.Generator,
-                relations: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Greedy picks maximising ``min_max(coverage gain) - min_max(D(S + i))`` over each step's candidates.
-
-    Returns ``(indices, scores, info)``; ``relations`` is :func:`relation_matrix` of ``t`` (needed when
-    ``config.coverage``).
-    """
-    n, levels = t.shape[0], config.levels
-    matcher, base_weights, on = None, None, None
-    if config.matching:
-        diagonals = scale_diagonals(t, levels, config.hutchinson_probes, rng)
-        base_weights = equal_contribution_weights(t, levels, budget, rng=rng)
-        on = active_scales(0.0, levels, config.scale_schedule)
-        matcher = MultiScaleMatcher(t, levels, diagonals, base_weights * on)
-    coverage = SoftCoverage(relations) if config.coverage else None
-    pool = CandidatePool(n, _sample_size(n, budget, config), rng)
-    refresh_every = _refresh_every(n, budget, config)
-    indices, scores = np.empty(budget, dtype=np.int64), np.empty(budget)
-    switched_on, since_refresh = [], 0
-    for step in range(budget):
-        if matcher is not None:
-            now_on = active_scales(step / budget, levels, config.scale_schedule)
-            if not np.array_equal(now_on, on):
-                on, since_refresh = now_on, 0
-                matcher.set_weights(base_weights * on)
-                switched_on.append({"pick": step, "scales_on": int(on.sum())})
-            elif refresh_every > 1 and since_refresh >= refresh_every:
-                matcher.refresh()
-                since_refresh = 0
-        candidates = pool.draw()
-        score = np.zeros(len(candidates))
-        if coverage is not None:
-            score += min_max(coverage.gains(candidates))
-        if matcher is not None:
-            score -= min_max(matcher.after_adding(candidates))
-        best = int(np.argmax(score))
-        pick = int(candidates[best])
-        indices[step], scores[step] = pick, score[best]
-        pool.remove(pick)
-        if coverage is not None:
-            coverage.add(pick)
-        if matcher is not None:
-            matcher.add(pick, exact=refresh_every == 1)
-            since_refresh += 1
-    info = {
-        "candidates_per_step": int(min(pool.sample_size, n)),
-        "refresh_every": refresh_every,
-        "scale_weights": None if base_weights is None else base_weights.tolist(),
-        "scales_on_at_end": None if on is None else [name for name, o in zip(scale_names(levels), on) if o],
-        "scale_switches": switched_on,
-        "coverage_reached": None if coverage is None else coverage.value() / n,
-    }
-    return indices, scores, info
+    return weights
 
 
 class CASTSelector(Selector):
-    """CAST: collapse-aware fusion of per-modality kNN graphs, then a greedy that trades soft relational
-    coverage against multi-scale diffusion-wavelet distribution matching.
+    """CAST: facility location on a reliable, collapse-aware multimodal similarity at several diffusion scales.
+
+    1. Per modality, a kNN graph on centred cosines (CSLS hubness reduction, self-tuning weights) and a
+       local-collapse score; modalities are trusted by ``softmax(-beta * collapse)`` and fused into one graph.
+    2. Every pair gets a reliability: the probability that its image and caption belong together, from the
+       agreement of their neighbourhoods against simulated mismatched pairs.
+    3. The objective is facility location, ``sum_scales w_s sum_i r_i max_{j in S} s^(scale)_ij``, each pick
+       weighted by its own reliability: the fine scale is the product of the modalities' cosines on each
+       row's nearest neighbours, the coarser ones are diffusion correlations of the fused graph; the
+       coarse scales count most while the picks are too few to resolve the graph (``scale_schedule``).
 
     A reconstruction of the published abstract (arXiv 2605.11705), not the official implementation.
 
@@ -204,8 +156,8 @@ class CASTSelector(Selector):
         (8, 10)
     """
 
-    score_meaning = ("CAST greedy score when picked: min-max-normalised soft-coverage gain minus "
-                     "min-max-normalised multi-scale discrepancy after adding the row, among that step's candidates")
+    score_meaning = ("CAST facility-location gain when picked: increase of the reliability-weighted, multi-scale "
+                     "sum over rows of their best similarity to the picked rows, times the pick's reliability")
 
     def _select(self, features: FeatureSet, budget: int):
         blocks, emitted_rows = self._nodes(features)
@@ -217,13 +169,17 @@ class CASTSelector(Selector):
         config = self.config
         graph = build_cast_graph(blocks, config)
         started = time.perf_counter()
-        relations = relation_matrix(graph.t, min(config.k, n - 1)) if config.coverage else None
-        relations_done = time.perf_counter()
-        indices, scores, info = cast_greedy(graph.t, budget, config, self.make_rng(), relations)
-        seconds = {**graph.seconds, "coverage_relations": relations_done - started,
-                   "greedy": time.perf_counter() - relations_done}
-        diagnostics = self._diagnostics(graph, indices, info, seconds)
-        return emitted_rows[indices], scores, diagnostics
+        similarity, row_scales = multiscale_similarity(graph, blocks, config)
+        similarity_done = time.perf_counter()
+        reliability = (np.ones(n) if graph.reliability is None
+                       else np.maximum(graph.reliability.reliability, RELIABILITY_FLOOR))
+        indices, gains = facility_location_greedy(
+            similarity, budget, row_weights=np.tile(reliability, config.levels + 1), candidate_weights=reliability,
+            row_blocks=row_scales, block_weights=scale_weights_at(n, config))
+        seconds = {**graph.seconds, "similarity": similarity_done - started,
+                   "greedy": time.perf_counter() - similarity_done}
+        diagnostics = self._diagnostics(graph, similarity, indices, seconds)
+        return emitted_rows[indices], gains, diagnostics
 
     def _nodes(self, features: FeatureSet) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Feature blocks per graph node and the row each node emits (itself, or its medoid caption)."""
@@ -237,23 +193,36 @@ class CASTSelector(Selector):
             )
         return group_nodes(features.groups, features.blocks)
 
-    def _diagnostics(self, graph: CASTGraph, indices: np.ndarray, info: dict[str, Any],
+    def _diagnostics(self, graph: CASTGraph, similarity: sp.csc_matrix, indices: np.ndarray,
                      seconds: dict[str, float]) -> dict[str, Any]:
         config, n = self.config, graph.t.shape[0]
+        best = similarity[:, indices].max(axis=1).toarray().ravel().reshape(config.levels + 1, n)
         random_subset = np.random.default_rng(config.seed + 1).choice(n, size=len(indices), replace=False)
         names = scale_names(config.levels)
-        selected_d = discrepancy_per_scale(graph.t, indices, config.levels)
-        random_d = discrepancy_per_scale(graph.t, random_subset, config.levels)
+        reliability = graph.reliability
         return {
             "k": config.k,
             "levels": config.levels,
             "index_used": {name: g.index_used for name, g in graph.modalities.items()},
             "graph_edges": int(graph.t.nnz),
-            "scales": names,
-            **info,
-            "discrepancy_per_scale": {
-                "random_subset_same_size": dict(zip(names, random_d.tolist())),
-                "selected": dict(zip(names, selected_d.tolist())),
+            "similarity_entries": int(similarity.nnz),
+            "mean_best_similarity": dict(zip(["fine"] + [f"diffusion_T^{2**j}" for j in range(config.levels)],
+                                             best.mean(axis=1).round(4).tolist())),
+            "diffusion_scales_off_at_pick": None if config.scale_schedule == "constant" or not config.levels
+            else int(np.ceil(n / config.k)),
+            "reliability": None if reliability is None else {
+                "estimated_mismatched_share": round(reliability.mismatched_share, 4),
+                "mean": round(float(reliability.reliability.mean()), 4),
+                "pairs_below_one_half": int((reliability.reliability < 0.5).sum()),
+                "selected_below_one_half": int((reliability.reliability[indices] < 0.5).sum()),
+                **({"warning": "almost every pair looks like a random pairing of an image and a caption: are the "
+                               "two embedding columns of the same rows? (weights are floored at 0.01)"}
+                   if reliability.mismatched_share > IMPLAUSIBLE_MISMATCHED_SHARE else {}),
+            },
+            "wavelet_discrepancy_per_scale": {
+                "random_subset_same_size": dict(zip(names, discrepancy_per_scale(graph.t, random_subset,
+                                                                                 config.levels).tolist())),
+                "selected": dict(zip(names, discrepancy_per_scale(graph.t, indices, config.levels).tolist())),
             },
             "collapse_histogram": {
                 "bin_edges": np.linspace(0.0, 1.0, 11).round(2).tolist(),

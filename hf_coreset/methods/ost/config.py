@@ -46,7 +46,7 @@ class OSTConfig(SelectionConfig):
         warmup_learning_rate, warmup_batch_size: the warm-up's AdamW learning rate and batch size.
         anchor_fraction: size of the anchor set drawn from the pool when ``anchor`` is not given (its rows
             stay candidates; pass a held-out ``anchor`` Dataset for an unbiased V).
-        batch_size: candidate rows per chunk of per-sample gradients, and anchor rows per forward.
+        scoring_batch_size: candidate rows per chunk of per-sample gradients, and anchor rows per forward.
         per_sample_gradients: ``"vmap"`` (torch.func), ``"loop"`` (one backward per row) or ``"auto"``
             (vmap, falling back to the loop when the model cannot be vmapped; the diagnostics say which ran).
         proxy: the proxy model (any ``torch.nn.Module``, e.g. a transformers model, optionally a PEFT model
@@ -79,7 +79,7 @@ class OSTConfig(SelectionConfig):
     warmup_learning_rate: float = 1e-3
     warmup_batch_size: int = 32
     anchor_fraction: float = 0.05
-    batch_size: int = 32
+    scoring_batch_size: int = 32
     per_sample_gradients: str = "auto"
     proxy: Any = field(default=None, repr=False, compare=False)
     collate_fn: Any = field(default=None, repr=False, compare=False)
@@ -98,7 +98,7 @@ class OSTConfig(SelectionConfig):
         for name in ("learning_rate", "warmup_learning_rate"):
             if getattr(self, name) is not None:
                 check_positive(name, getattr(self, name), float)
-        for name in ("sketch_dim", "warmup_batch_size", "batch_size", "bank_size"):
+        for name in ("sketch_dim", "warmup_batch_size", "scoring_batch_size", "bank_size"):
             check_positive(name, getattr(self, name), int)
         for name in ("warmup_fraction", "anchor_fraction"):
             value = getattr(self, name)

@@ -121,7 +121,7 @@ def _score(model, load_batch, n_rows: int, config: OSTConfig, *, load_anchor, an
         local = one_step_utilities(
             proxy, load_batch, candidates, load_anchor=load_anchor, anchor_rows=anchor_rows,
             warmup_rows=warmup_rows, estimator=config.estimator, learning_rate=config.learning_rate,
-            preconditioner=config.preconditioner, batch_size=config.batch_size,
+            preconditioner=config.preconditioner, batch_size=config.scoring_batch_size,
             warmup_learning_rate=config.warmup_learning_rate, warmup_batch_size=config.warmup_batch_size,
             per_sample_gradients=config.per_sample_gradients,
             sketch_dim=config.sketch_dim if config.redundancy else None, seed=config.seed,

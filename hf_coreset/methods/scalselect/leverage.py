@@ -1,10 +1,20 @@
 """ScalSelect stage B: leverage of each row in the dominant subspace, in time and memory linear in N.
 
 The leverage of row i in the top-k principal subspace of the centred matrix X - mu is the squared norm of
-row i of U_k (the top-k left singular vectors). With C = (X - mu)^T (X - mu) = V diag(l) V^T, row i of U_k
-is (r_i - mu)^T V_k diag(l_k)^(-1/2), so the scores need only the d x d covariance, never U (N x k) nor an
-N x N matrix. The covariance is summed in float64 chunk by chunk; under ``accelerate launch`` each process
-sums its own rows and ``reduce`` adds the partial sums across processes (the sums are all that is shared).
+row i of U_k (the top-k left singular vectors). Two exact routes lead there; :func:`leverage_scores` takes
+the one whose matrix is smaller:
+
+* N >= d, :func:`covariance_leverage`: with C = (X - mu)^T (X - mu) = V diag(l) V^T, row i of U_k is
+  (r_i - mu)^T V_k diag(l_k)^(-1/2), so the scores need only the d x d covariance, never U (N x k). The
+  covariance is summed in float64 chunk by chunk; under ``accelerate launch`` each process sums its own rows
+  and ``reduce`` adds the partial sums across processes (the sums are all that is shared).
+* N < d, :func:`gram_leverage`: G = (X - mu)(X - mu)^T = U diag(l) U^T has the same non-zero eigenvalues, and
+  its eigenvectors are U itself, so the scores are row norms of U_k. At d = 20,000 and N = 200 this is a
+  200 x 200 matrix instead of 20,000 x 20,000 (3.2 GB).
+
+The eigendecomposition of the smaller matrix (side m = min(N, d), or d when distributed) is the memory peak,
+about ``EIGH_COPIES * 8 * m^2`` bytes; above ``MAX_DECOMPOSITION_BYTES`` the scores are refused with a message
+naming the fix (``reduce="pca:K"``, or a lower d) rather than left to exhaust the memory.
 
 Example:
     >>> import numpy as np
@@ -27,6 +37,10 @@ import numpy as np
 from ...errors import CoresetInputError
 
 DEFAULT_CHUNK_SIZE = 16384
+# The eigendecomposition of an m x m float64 matrix holds the matrix, its eigenvectors and LAPACK's workspace
+# (about two more copies); above this many bytes the scores are refused.
+EIGH_COPIES = 4
+MAX_DECOMPOSITION_BYTES = 8 * 2**30
 
 # A reduction adds a float64 array across processes (identity when running alone).
 Reduce = Callable[[np.ndarray], np.ndarray]
@@ -130,6 +144,9 @@ def leverage_scores(
 ) -> LeverageResult:
     """Leverage of every row of ``x`` in the dominant (energy ``rho``) principal subspace.
 
+    Uses the N x N Gram matrix when there are fewer rows than dimensions (one process), else the d x d
+    covariance; both give the same scores (see the module docstring).
+
     Args:
         x: (n, d) representations (this process's rows when distributed).
         rho: fraction of the total variance the subspace must hold, in (0, 1].
@@ -143,12 +160,29 @@ def leverage_scores(
         >>> res.k, round(float(res.scores.sum()), 6)
         (8, 8.0)
     """
-    if not 0.0 < rho <= 1.0:
-        raise CoresetInputError(f"rho must be in (0, 1], got {rho}.")
-    if chunk_size < 1:
-        raise CoresetInputError(f"chunk_size must be >= 1, got {chunk_size}.")
+    x = np.asarray(x)
+    if reduce is None and x.ndim == 2 and x.shape[0] < x.shape[1]:
+        return gram_leverage(x, rho, chunk_size=chunk_size)
+    return covariance_leverage(x, rho, chunk_size=chunk_size, reduce=reduce)
+
+
+def covariance_leverage(
+    x: np.ndarray,
+    rho: float = 0.9,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    reduce: Reduce | None = None,
+) -> LeverageResult:
+    """:func:`leverage_scores` through the d x d covariance (any N; the route when distributed).
+
+    Example:
+        >>> x = np.random.default_rng(2).normal(size=(30, 4))
+        >>> bool(np.allclose(covariance_leverage(x).scores, gram_leverage(x).scores))
+        True
+    """
+    x = _check_inputs(x, rho, chunk_size)
     reduce = reduce or _identity
-    x = check_representations(x)
+    check_decomposition_size(x.shape[1], len(x), x.shape[1], distributed=reduce is not _identity)
     mean, n_total = streamed_mean(x, chunk_size, reduce)
     cov = streamed_covariance(x, mean, chunk_size, reduce)
     eigenvalues, eigenvectors = np.linalg.eigh(cov)
@@ -162,6 +196,64 @@ def leverage_scores(
     return LeverageResult(
         scores=scores, k=k, eigenvalues=eigenvalues, mean=mean, energy=energy, n_total=n_total
     )
+
+
+def gram_leverage(x: np.ndarray, rho: float = 0.9, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> LeverageResult:
+    """:func:`leverage_scores` through the N x N Gram matrix of the centred rows (one process; the cheaper
+    route when N < d). ``eigenvalues`` has length d, as the covariance's: the Gram matrix's, then zeros.
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(5, 1000))   # 5 rows, 1000 dims: centred, they span 4
+        >>> result = gram_leverage(x, rho=1.0)
+        >>> result.k, result.scores.round(6).tolist(), result.eigenvalues.shape
+        (4, [0.8, 0.8, 0.8, 0.8, 0.8], (1000,))
+    """
+    x = _check_inputs(x, rho, chunk_size)
+    n, d = x.shape
+    check_decomposition_size(n, n, d, distributed=False)
+    mean, n_total = streamed_mean(x, chunk_size)
+    gram = np.zeros((n, n), dtype=np.float64)
+    columns = max(1, chunk_size * d // n)  # n x columns temporaries: at most chunk_size x d, as the other route
+    for start in range(0, d, columns):
+        block = x[:, start : start + columns].astype(np.float64) - mean[start : start + columns]
+        gram += block @ block.T
+    eigenvalues, eigenvectors = np.linalg.eigh(gram)
+    eigenvalues, eigenvectors = eigenvalues[::-1], eigenvectors[:, ::-1]
+    # The covariance's eigenvalues are the Gram matrix's first min(n, d), then zeros: the same length keeps
+    # energy_rank's tolerance the same on both routes.
+    eigenvalues = np.concatenate([np.clip(eigenvalues[:d], 0.0, None), np.zeros(max(0, d - n))])
+    k, energy = energy_rank(eigenvalues, rho, n_total)
+    scores = np.einsum("ij,ij->i", eigenvectors[:, :k], eigenvectors[:, :k])
+    return LeverageResult(
+        scores=scores, k=k, eigenvalues=eigenvalues, mean=mean, energy=energy, n_total=n_total
+    )
+
+
+def check_decomposition_size(side: int, n_rows: int, dim: int, *, distributed: bool) -> None:
+    """Refuse an eigendecomposition of a ``side`` x ``side`` matrix above ``MAX_DECOMPOSITION_BYTES``.
+
+    Example:
+        >>> check_decomposition_size(4096, 100_000, 4096, distributed=False)   # 0.5 GB: fine
+    """
+    needed = EIGH_COPIES * 8 * side**2
+    if needed <= MAX_DECOMPOSITION_BYTES:
+        return
+    route = ("under accelerate the d x d covariance is used" if distributed
+             else "the smaller of N and d sets the matrix size")
+    raise CoresetInputError(
+        f"Leverage scores of N={n_rows} rows of d={dim} dims need the eigendecomposition of a {side} x {side} "
+        f"float64 matrix ({route}), about {needed / 2**30:.1f} GB, above the {MAX_DECOMPOSITION_BYTES / 2**30:.0f} "
+        "GB bound. Lower d first: scalselect's reduce='pca:K' (e.g. reduce='pca:4096'), or smaller "
+        "representations."
+    )
+
+
+def _check_inputs(x: np.ndarray, rho: float, chunk_size: int) -> np.ndarray:
+    if not 0.0 < rho <= 1.0:
+        raise CoresetInputError(f"rho must be in (0, 1], got {rho}.")
+    if chunk_size < 1:
+        raise CoresetInputError(f"chunk_size must be >= 1, got {chunk_size}.")
+    return check_representations(x)
 
 
 def top_m(scores: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import CoresetInputError
+from ...features.aggregate import reduce_dimensions
 from ...selector import ComputedFeatures, FeatureSet, Selector
 from .config import ScalSelectConfig
 from .leverage import accelerate_reduce, leverage_scores, top_m
@@ -40,7 +41,7 @@ class ScalSelectSelector(Selector):
     config: ScalSelectConfig
 
     def _select(self, features: FeatureSet, budget: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        x = _representations(features)
+        x = reduce_dimensions(_representations(features), self.config.reduce, self.config.seed)
         result = leverage_scores(x, rho=self.config.rho, chunk_size=self.config.chunk_size)
         indices, scores = top_m(result.scores, budget)
         diagnostics: dict[str, Any] = {
