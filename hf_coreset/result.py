@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,22 @@ class SelectionResult:
             diagnostics=data.get("diagnostics", {}),
             provenance=data.get("provenance", {}),
         )
+
+
+def library_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of the libraries a result depends on (and of ``extra`` packages), for provenance.
+
+    Example:
+        >>> "numpy" in library_versions()
+        True
+    """
+    versions = {}
+    for package in ("hf-coreset", "datasets", "transformers", "torch", "numpy", "scikit-learn", *extra):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
 
 
 def _json_float(value: Any) -> float | str:

@@ -53,7 +53,19 @@ def read_embedding_column(dataset, column: str) -> np.ndarray:
     lengths, NaN or inf.
     """
     check_columns_exist(dataset, [column])
-    values = dataset.with_format("arrow", columns=[column])[:][column].combine_chunks()
+    return embedding_matrix(dataset.with_format("arrow", columns=[column])[:][column], column)
+
+
+def embedding_matrix(values: pa.Array | pa.ChunkedArray, column: str, first_row: int = 0,
+                     dtype: type | None = np.float32) -> np.ndarray:
+    """The ``(n, d)`` matrix of a column of equal-length numeric vectors (an Arrow list array).
+
+    ``first_row`` is the dataset row of ``values[0]``, so that errors name the row of the whole dataset when
+    ``values`` is one shard of it. ``dtype=None`` keeps a floating type as stored (float16 stays float16).
+    Raises :class:`BadFeaturesError` as :func:`read_embedding_column`.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
     value_type = getattr(values.type, "value_type", None)
     if value_type is None or not (pa.types.is_integer(value_type) or pa.types.is_floating(value_type)):
         raise BadFeaturesError(
@@ -61,25 +73,29 @@ def read_embedding_column(dataset, column: str) -> np.ndarray:
             "(e.g. datasets.Sequence(datasets.Value('float32')))."
         )
     if values.null_count:
-        row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+        row = first_row + int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
         raise BadFeaturesError(f"Embedding column {column!r} has no vector in row {row}; fill or drop that row.")
     lengths = pc.list_value_length(values).to_numpy()
     if len(lengths) and (lengths != lengths[0]).any():
         row = int(np.flatnonzero(lengths != lengths[0])[0])
         raise BadFeaturesError(
-            f"Embedding column {column!r} is ragged: row {row} has {lengths[row]} values, row 0 has "
-            f"{lengths[0]}. Every row needs a vector of the same length."
+            f"Embedding column {column!r} is ragged: row {first_row + row} has {lengths[row]} values, row "
+            f"{first_row} has {lengths[0]}. Every row needs a vector of the same length."
         )
-    matrix = values.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(values), -1)
-    check_finite(matrix, f"Embedding column {column!r}")
+    matrix = values.flatten().to_numpy(zero_copy_only=False)
+    if dtype is not None or not np.issubdtype(matrix.dtype, np.floating):
+        matrix = matrix.astype(dtype or np.float32)
+    matrix = matrix.reshape(len(values), -1)
+    check_finite(matrix, f"Embedding column {column!r}", first_row)
     return matrix
 
 
-def check_finite(matrix: np.ndarray, what: str) -> None:
-    """Raise :class:`BadFeaturesError` naming the first row holding NaN or inf."""
+def check_finite(matrix: np.ndarray, what: str, first_row: int = 0) -> None:
+    """Raise :class:`BadFeaturesError` naming the first row holding NaN or inf (``first_row``: the row number
+    of ``matrix[0]``)."""
     bad_rows = ~np.isfinite(matrix).all(axis=1)
     if bad_rows.any():
-        row = int(np.flatnonzero(bad_rows)[0])
+        row = first_row + int(np.flatnonzero(bad_rows)[0])
         raise BadFeaturesError(
             f"{what} holds NaN or inf in row {row} ({int(bad_rows.sum())} bad rows in all); "
             "fix or drop those rows before selecting."
