@@ -140,7 +140,7 @@ def run_ray(args) -> dict:
 
     with TreeMemory() as memory:
         started = time.perf_counter()
-        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
                  object_store_memory=int(args.object_store_gib * GIB),
                  runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
         result = select_with_ray(args.data, args.method, args.budget, embedding_columns=COLUMNS, seed=0,
@@ -210,7 +210,7 @@ def run_price(args) -> list[dict]:
     dataset = datasets.Dataset(table)
     x = aggregate_blocks({c: np.asarray(table.column(c).combine_chunks().flatten()).reshape(args.rows, DIM)
                           for c in COLUMNS}, "concat")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
     records = []
     for method in args.methods:

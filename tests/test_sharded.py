@@ -31,7 +31,7 @@ SMALL = {"rows_per_partition": 200, "shard_rows": 128, "show_progress": False}
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     # Workers import this checkout (and this test module, for the methods registered below).
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}})
     yield
     ray.shutdown()

@@ -115,7 +115,7 @@ def select_with_ray(
     n_rows = sum(shard.num_rows for shard in shards)
     n_budget = resolve_budget(budget, n_rows)
     if not ray.is_initialized():
-        ray.init(num_cpus=num_workers, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=num_workers, include_dashboard=False, log_to_driver=False)
     workers = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     tasks = _Tasks(ray, workers, max_retries, show_progress)
     engine: dict[str, Any] = {"name": "ray", "ray_version": ray.__version__, "num_workers": workers,
@@ -272,6 +272,8 @@ class _Tasks:
         self.timings: dict[str, float] = {}
 
     def map(self, body, jobs: list[tuple], *, stage: str, names: list[str], num_returns: int = 1) -> list:
+        """``body(*job)`` for every job (the list is emptied as the tasks start); with ``num_returns > 1`` the
+        results are the tasks' lists of object refs, of which only the last one is waited for."""
         started = time.perf_counter()
         remote = self.ray.remote(body).options(num_cpus=1, max_retries=self.max_retries, num_returns=num_returns,
                                                name=f"hf_coreset.{stage}")
@@ -279,10 +281,14 @@ class _Tasks:
         waiting: dict = {}  # the ref that says a task is done -> its position
         progress = tqdm(total=len(jobs), desc=f"Ray: {stage}", disable=not self.show_progress)
         try:
-            for position, args in enumerate(jobs):
+            for position in range(len(jobs)):
                 if len(waiting) >= self.num_workers:
                     self._collect_one(waiting, results, names, num_returns, progress)
+                # Hand the arguments over: once the task is done, its input objects (a partition's pieces)
+                # can leave the object store.
+                args, jobs[position] = jobs[position], None
                 refs = remote.remote(*args)
+                del args
                 waiting[refs if num_returns == 1 else refs[-1]] = position
                 results[position] = refs
             while waiting:
