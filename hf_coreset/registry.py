@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import SelectionConfig
-from .errors import UnknownMethodError
+from .errors import CoresetInputError, UnknownMethodError
 
 if TYPE_CHECKING:
     from .selector import Selector
@@ -22,6 +22,16 @@ class MethodSpec:
     name: str
     config_class: type[SelectionConfig]
     selector_class: type[Selector]
+
+    def build_config(self, seed: int, options: dict[str, Any]) -> SelectionConfig:
+        """The method's config from keyword options; an unknown option raises and lists the known ones."""
+        known = [f.name for f in dataclasses.fields(self.config_class)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise CoresetInputError(
+                f"Unknown option(s) {unknown} for method {self.name!r}. Its options are: {known}."
+            )
+        return self.config_class(**{**options, "seed": seed})
 
 
 _REGISTRY: dict[str, MethodSpec] = {}

@@ -61,6 +61,13 @@ def select(pool: datasets.Dataset, method: str, budget: float, seed: int) -> tup
     if method == FULL:
         return np.arange(pool.num_rows), 0.0
     name, options = parse_method(method)
+    name, _, partitions = name.partition("@")
+    if partitions:  # "kcenter@4": partitioned into 4 by the Ray engine (hf_coreset.sharded)
+        from hf_coreset.sharded import select_with_ray
+
+        result = select_with_ray(pool, name, budget, embedding_columns=["img_emb", "txt_emb"], seed=seed,
+                                 num_partitions=int(partitions), show_progress=False, **options)
+        return result.indices, result.provenance["timings"]["total_s"]
     core = hf_coreset.select_coreset(pool, name, budget, embedding_columns=["img_emb", "txt_emb"], seed=seed,
                                      show_progress=False, **options)
     result = hf_coreset.get_selection_result(core)
@@ -166,7 +173,7 @@ def main(argv=None) -> None:
     parser.add_argument("--budgets", nargs="+", type=float, default=[0.01, 0.05, 0.1, 0.2, 1.0])
     parser.add_argument("--methods", nargs="+", default=None,
                         help="default: every registered method; ablations as NAME:KEY=VALUE,... "
-                             "(e.g. cast:matching=false)")
+                             "(e.g. cast:matching=false); NAME@P selects in P partitions on Ray (kcenter@4)")
     parser.add_argument("--noise", nargs="+", type=float, default=[0.0, 0.2, 0.5])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--heads", nargs="+", default=["mlp", "linear"], choices=["mlp", "linear"])

@@ -7,6 +7,7 @@ import numbers
 import datasets
 
 from ...errors import CoresetInputError
+from ...result import library_versions
 from ..result import DistillationResult
 from .config import MDWConfig
 from .distill import distill_pairs, to_dataset
@@ -35,7 +36,7 @@ def run_mdw(dataset: datasets.Dataset, num_pairs: int, config: MDWConfig, *, spa
             "image_network": None if image_network is None else _name_of(image_network),
             "correspondence": "P = diag(correspondence_diag) + correspondence_left @ correspondence_right.T; "
                               "targets: row softmax (image->text), column softmax (text->image)",
-            "timings": diagnostics["timings"], "library_versions": _library_versions(),
+            "timings": diagnostics["timings"], "library_versions": library_versions(),
         },
     )
     return to_dataset(synthetic, pixels=space == "pixels", result=result,
@@ -53,8 +54,3 @@ def _check_num_pairs(num_pairs, n_rows: int) -> None:
 def _name_of(factory) -> str:
     return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', type(factory).__name__)}"
 
-
-def _library_versions() -> dict:
-    from ...api import _library_versions as versions
-
-    return versions()
