@@ -25,6 +25,7 @@ import numpy as np
 import hf_coreset
 from hf_coreset.evaluation import ProxyData, train_and_score
 from hf_coreset.features import encode_dataset, load_offline_image_encoder, load_offline_text_encoder
+from hf_coreset.validation import resolve_budget
 
 from .data import LOADERS, noisy_pool
 
@@ -57,10 +58,23 @@ def parse_method(spec: str) -> tuple[str, dict]:
     return name, parsed
 
 
-def select(pool: datasets.Dataset, method: str, budget: float, seed: int) -> tuple[np.ndarray, float]:
+# Methods whose picks at a smaller budget are the first picks at a larger one (OST keeps rows by descending
+# utility, and nothing it computes depends on the budget): the grid selects them once per pool and seed, at
+# the largest budget, and takes prefixes.
+NESTED_METHODS = ("ost",)
+
+
+def select(pool: datasets.Dataset, method: str, budget: float, seed: int,
+           largest_budget: float | None = None, memo: dict | None = None) -> tuple[np.ndarray, float]:
     if method == FULL:
         return np.arange(pool.num_rows), 0.0
     name, options = parse_method(method)
+    if memo is not None and name in NESTED_METHODS and not options.get("redundancy") and largest_budget:
+        key = (pool._fingerprint, method, seed)
+        if key not in memo:
+            memo[key] = select(pool, method, largest_budget, seed)
+        indices, seconds = memo[key]
+        return indices[: resolve_budget(budget, pool.num_rows)], seconds
     name, _, partitions = name.partition("@")
     if partitions:  # "kcenter@4": partitioned into 4 by the Ray engine (hf_coreset.sharded)
         from hf_coreset.sharded import select_with_ray
@@ -90,9 +104,10 @@ def run_grid(args) -> list[dict]:
             for seed in args.seeds:
                 pool, texts, mismatched = noisy_pool(train, noise, seed)
                 pairs = ProxyData({"image": train["image"], "text": texts})
+                largest_budget, memo = max((b for b in args.budgets if b < 1.0), default=None), {}
                 for budget in args.budgets:
                     for method in ([FULL] if budget >= 1.0 else args.methods):
-                        indices, select_s = select(pool, method, budget, seed)
+                        indices, select_s = select(pool, method, budget, seed, largest_budget, memo)
                         for heads in args.heads:
                             if heads != "mlp" and budget not in args.cross_budgets:
                                 continue
