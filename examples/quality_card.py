@@ -18,7 +18,7 @@ import hf_coreset
 from hf_coreset.data import load_default_dataset
 from hf_coreset.demo import DEMO_HEADS, DEMO_STEPS, EMBEDDING_COLUMNS, IMAGE_COLUMN, TEXT_COLUMN, held_out_split
 from hf_coreset.features import encode_dataset, load_offline_image_encoder, load_offline_text_encoder
-from hf_coreset.integrations.hub import render_dataset_card
+from hf_coreset.integrations.hub import QUALITY_FILENAME, render_dataset_card
 
 REPO_ID = "your-name/openclipart-dq-10pct"
 
@@ -35,6 +35,7 @@ def main(output: Path, method: str, steps: int) -> None:
                                          steps=steps, heads=DEMO_HEADS)
     card = render_dataset_card(coreset, REPO_ID, source=pool, report=report)
     card.save(output)
+    (output / QUALITY_FILENAME).write_text(report.to_json())  # push_to_hub uploads it beside the card
     print(report.to_markdown())
     print(f"wrote {output / 'README.md'} and {len(card.images)} figure(s)")
 
