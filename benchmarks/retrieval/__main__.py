@@ -128,7 +128,8 @@ def _recalls(scores: dict[str, float]) -> dict[str, float]:
 
 
 def summarise(runs: list[dict]) -> str:
-    """Markdown: one row per (dataset, noise, heads, method), one column per budget, r_mean mean +- std."""
+    """Markdown: one row per (dataset, noise, heads, method), one column per budget, r_mean mean +- sample std
+    over seeds."""
     budgets = sorted({r["budget"] for r in runs if r["method"] not in ("untrained",)})
     keys = sorted({(r["dataset"], r["noise"], r["heads"], r["method"]) for r in runs if r["method"] != "untrained"},
                   key=lambda k: (k[0], k[1], k[2], k[3] != "random", k[3]))
@@ -144,7 +145,8 @@ def summarise(runs: list[dict]) -> str:
                 cells.append("")
                 continue
             values = np.array([r["r_mean"] for r in group])
-            cells.append(f"{values.mean():.2f} ± {values.std():.2f}")
+            spread = values.std(ddof=1) if len(values) > 1 else 0.0  # sample std, as evaluate_coreset's verdict
+            cells.append(f"{values.mean():.2f} ± {spread:.2f}")
             mismatch.append(f"{np.mean([r['mismatched_selected'] for r in group]):.0f}/{group[0]['rows']}")
             times.append(np.mean([r["selection_s"] for r in group]))
         lines.append(f"| {dataset} | {noise:.0%} | {heads} | {method} | " + " | ".join(cells)
