@@ -13,7 +13,7 @@ import numpy as np
 from .config import check_choice, check_positive
 from .errors import CoresetInputError
 from .registry import get_method
-from .result import SelectionResult, attach_result, library_versions
+from .result import SelectionResult, attach_result
 from .selector import FeatureSet
 from .validation import ON_ERROR_VALUES, check_columns_exist, read_embedding_column, resolve_budget
 
@@ -132,8 +132,10 @@ def select_coreset(
         indices=pool[selector.indices_],
         scores=selector.scores_,
         diagnostics=selector.diagnostics_,
-        provenance=_provenance(
-            dataset, spec, config, budget, n_budget, dropped, selector,
+        provenance=spec.provenance(
+            config, budget=budget, budget_rows=n_budget, rows_in=dataset.num_rows,
+            rows_out=int(len(selector.indices_)), dropped=dropped, source_fingerprint=dataset._fingerprint,
+            source_split=str(dataset.split) if dataset.split is not None else None,
             timings={"features_s": features_done - started, "selection_s": finished - features_done,
                      "total_s": finished - started},
         ),
@@ -221,25 +223,6 @@ def _pool_rows(n_rows: int, dropped: dict[str, list[int]]) -> np.ndarray:
 
 def _describe_dropped(dropped: dict[str, list[int]]) -> str:
     return ", ".join(f"{len(rows)} ({reason})" for reason, rows in dropped.items()) or "no rows"
-
-
-def _provenance(dataset, spec, config, budget, n_budget, dropped, selector, timings) -> dict[str, Any]:
-    return {
-        "method": spec.name,
-        "selector": f"{spec.selector_class.__module__}.{spec.selector_class.__qualname__}",
-        "config": config.to_dict(),
-        "seed": config.seed,
-        "budget": budget,
-        "budget_rows": n_budget,
-        "rows_in": dataset.num_rows,
-        "rows_out": int(len(selector.indices_)),
-        "rows_dropped": {reason: {"count": len(rows), "rows": list(rows)} for reason, rows in dropped.items()},
-        "source_fingerprint": dataset._fingerprint,
-        "source_split": str(dataset.split) if dataset.split is not None else None,
-        "score_meaning": spec.selector_class.score_meaning,
-        "timings": timings,
-        "library_versions": library_versions(),
-    }
 
 
 def _subset(dataset: datasets.Dataset, result: SelectionResult, return_scores: bool) -> datasets.Dataset:

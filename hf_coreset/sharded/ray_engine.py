@@ -41,7 +41,7 @@ from ..budget import BUDGET_SPLITS, split_budget
 from ..config import check_choice, check_positive
 from ..errors import CoresetEngineError, CoresetInputError
 from ..registry import get_method
-from ..result import SelectionResult, library_versions
+from ..result import SelectionResult
 from ..selector import FeatureSet
 from ..validation import resolve_budget
 from . import exact
@@ -139,24 +139,13 @@ def select_with_ray(
                 sample_size or max(10_000, 50 * num_partitions))
             engine.update(strategy="partitioned", **partitioning)
     finished = time.perf_counter()
-    provenance = {
-        "method": spec.name,
-        "selector": f"{spec.selector_class.__module__}.{spec.selector_class.__qualname__}",
-        "config": config.to_dict(),
-        "seed": seed,
-        "budget": budget,
-        "budget_rows": n_budget,
-        "rows_in": n_rows,
-        "rows_out": int(len(indices)),
-        "rows_dropped": {},
-        "source_fingerprint": source.fingerprint(),
-        "source_split": None,
-        "score_meaning": spec.selector_class.score_meaning
+    provenance = spec.provenance(
+        config, budget=budget, budget_rows=n_budget, rows_in=n_rows, rows_out=int(len(indices)), dropped={},
+        source_fingerprint=source.fingerprint(), source_split=None,
+        score_meaning=spec.selector_class.score_meaning
         + (" (within the row's partition)" if engine["strategy"] == "partitioned" else ""),
-        "engine": engine,
-        "timings": {"total_s": finished - started, **tasks.timings},
-        "library_versions": library_versions(extra=("ray",)),
-    }
+        timings={"total_s": finished - started, **tasks.timings}, extra_versions=("ray",), engine=engine,
+    )
     return SelectionResult(indices=np.asarray(indices, dtype=np.int64), scores=np.asarray(scores, dtype=np.float64),
                            diagnostics=diagnostics, provenance=provenance)
 
