@@ -35,7 +35,7 @@ def main(output: Path, method: str, steps: int) -> None:
                                          steps=steps, heads=DEMO_HEADS)
     card = render_dataset_card(coreset, REPO_ID, source=pool, report=report)
     card.save(output)
-    (output / QUALITY_FILENAME).write_text(report.to_json())  # push_to_hub uploads it beside the card
+    (output / QUALITY_FILENAME).write_text(report.to_json(indent=1))  # what push_to_hub uploads beside the card
     print(report.to_markdown())
     print(f"wrote {output / 'README.md'} and {len(card.images)} figure(s)")
 
