@@ -6,6 +6,7 @@ Commands (each measurement under the team lock ``flock /tmp/hf_heavy.lock``, one
     python -m benchmarks.scale_out ray --method herding   # item 3: one method, Ray engine, 2 workers
     python -m benchmarks.scale_out local --method herding --rows 100000   # the single-process path at a size
     python -m benchmarks.scale_out price --rows 100000 --methods kcenter herding facility_location
+    python -m benchmarks.scale_out dq --dq-rows 10000 40000 100000   # item 5: DQ's GraphCut bins past 10k rows
     python -m benchmarks.scale_out table                          # the tables of every run recorded so far
 
 Data (``generate``): ``--rows`` pairs of a 512-d "image" and a 512-d "text" vector, float16, in parquet files of
@@ -250,6 +251,34 @@ def objectives(method: str, x: np.ndarray, indices: np.ndarray, block: int = 819
             "facility_location": float(best_cos2.mean())}
 
 
+def clustered_rows(n: int, dim: int = 768, clusters: int = 50, seed: int = 0) -> np.ndarray:
+    """Item 5's data: ``n`` rows around 50 Gaussian centres in ``dim`` dimensions (noise as large as the centres)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    return centres[rng.integers(clusters, size=n)] + rng.normal(size=(n, dim))
+
+
+def run_dq(args) -> list[dict]:
+    """Item 5: DQ's GraphCut binning (K = 10) at each size; up to ``--reference-rows`` also the exact float64 greedy
+    with one matrix-vector product per pick (``matvec_graphcut_bins``), and whether the bins are equal."""
+    from hf_coreset.methods.dq import graphcut_bins, matvec_graphcut_bins
+
+    records = []
+    for n in args.dq_rows:
+        x = clustered_rows(n)
+        started = time.perf_counter()
+        bins, _ = graphcut_bins(x, 10)
+        entry = {"kind": "dq", "rows": n, "dim": x.shape[1], "bins": 10, "seconds": time.perf_counter() - started}
+        if n <= args.reference_rows:
+            started = time.perf_counter()
+            reference, _ = matvec_graphcut_bins(x, 10)
+            entry["reference_seconds"] = time.perf_counter() - started
+            entry["same_bins"] = all(np.array_equal(a, b) for a, b in zip(bins, reference))
+        records.append(entry)
+        print(json.dumps(entry), flush=True)
+    return records
+
+
 # What each method optimises, as measured by ``objectives`` (None: no single objective).
 OBJECTIVE = {"kcenter": ("covering_radius", "lower"), "herding": ("mean_gap", "lower"),
              "facility_location": ("facility_location", "higher"), "dq": None, "cast": None}
@@ -296,6 +325,16 @@ def tables(records: list[dict]) -> str:
         lines.append(f"| {r['method']} | {r['rows']:,} | {r['budget']:,} | {r['partitions']} | {r['seconds']:.0f} "
                      f"| {objective[0]} | {objective[1]} | {r['mean_nearest']:.4f} "
                      f"| {r['mean_nearest'] / glob['mean_nearest']:.3f} | `{r['command']}` |")
+    lines += ["", "## DQ GraphCut bins on one machine (item 5)", "",
+              "50-cluster data, d = 768, K = 10 bins, float64. Reference: the exact greedy with one matrix-vector "
+              "product per pick.", "",
+              "| rows | time (s) | reference time (s) | ratio | same bins as the reference | command |",
+              "|---:|---:|---:|---:|---|---|"]
+    for r in records:
+        if r["kind"] == "dq":
+            reference = (f"{r['reference_seconds']:.1f} | {r['reference_seconds'] / r['seconds']:.1f}x | "
+                         f"{'yes' if r['same_bins'] else 'NO'}") if "reference_seconds" in r else "not run | | "
+            lines.append(f"| {r['rows']:,} | {r['seconds']:.1f} | {reference} | `{r['command']}` |")
     return "\n".join(lines)
 
 
@@ -309,7 +348,7 @@ def record(entries: list[dict], command: str) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["generate", "ray", "local", "local-child", "price", "table"])
+    parser.add_argument("command", choices=["generate", "ray", "local", "local-child", "price", "dq", "table"])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--method", default="herding")
@@ -318,6 +357,8 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rows-per-partition", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--dq-rows", type=int, nargs="+", default=[10_000, 40_000, 100_000])
+    parser.add_argument("--reference-rows", type=int, default=10_000)
     parser.add_argument("--object-store-gib", type=float, default=4.0)
     args = parser.parse_args(argv)
     command = "python -m benchmarks.scale_out " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -335,6 +376,8 @@ def main(argv=None) -> None:
         local_child(args)
     elif args.command == "price":
         record(run_price(args), command)
+    elif args.command == "dq":
+        record(run_dq(args), command)
     if args.command != "local-child":
         print(tables(json.loads(RECORDS.read_text())) if RECORDS.exists() else "no runs recorded yet")
 

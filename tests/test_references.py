@@ -9,7 +9,7 @@ from scipy.spatial.distance import cdist
 import hf_coreset
 from hf_coreset.budget import equal_counts, proportional_counts
 from hf_coreset.features.aggregate import aggregate_blocks, reduce_dimensions
-from hf_coreset.methods.dq import graphcut_bins, naive_graphcut_bins
+from hf_coreset.methods.dq import graphcut_bins, matvec_graphcut_bins, naive_graphcut_bins
 from hf_coreset.methods.kcenter import farthest_point_greedy
 from hf_coreset.selector import FeatureSet
 from hf_coreset.vectors import l2_normalize
@@ -69,6 +69,33 @@ def test_dq_fast_graphcut_equals_naive_greedy_on_300_rows(num_bins):
         np.testing.assert_allclose(fg, ng, rtol=1e-9, atol=1e-9)
     # The bins partition the rows.
     assert sorted(np.concatenate(fast_bins).tolist()) == list(range(300))
+
+
+@pytest.mark.parametrize("max_cached_floats", [64_000_000, 4_000])
+def test_dq_bins_equal_the_exact_greedy_on_clustered_rows_with_a_tiny_cache(max_cached_floats):
+    # 400 rows in 8 tight clusters (a dense front of near-equal gains); a 4,000-float cache holds 10 rows,
+    # so prefetched rows are evicted all the time.
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(8, 16))[rng.integers(8, size=400)] + 0.2 * rng.normal(size=(400, 16))
+    fast_bins, fast_gains = graphcut_bins(x, 6, max_cached_floats=max_cached_floats)
+    for reference_bins, reference_gains in (matvec_graphcut_bins(x, 6), naive_graphcut_bins(x, 6)):
+        for fast, reference, fg, rg in zip(fast_bins, reference_bins, fast_gains, reference_gains):
+            np.testing.assert_array_equal(fast, reference)
+            np.testing.assert_allclose(fg, rg, rtol=1e-9, atol=1e-9)
+
+
+def test_dq_duplicate_rows_tie_and_the_bins_hold_the_same_rows():
+    # Exact duplicates have equal gains up to rounding, so which copy goes first may differ from the naive
+    # greedy; the bins must still hold the same rows (each index mapped to its first identical copy).
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(8, 16))[rng.integers(8, size=400)] + 0.2 * rng.normal(size=(400, 16))
+    x[380:] = x[:20]
+    canonical = np.arange(400)
+    canonical[380:] = np.arange(20)
+    fast_bins, _ = graphcut_bins(x, 6, max_cached_floats=4_000)
+    naive_bins, _ = naive_graphcut_bins(x, 6)
+    for fast, naive in zip(fast_bins, naive_bins):
+        assert sorted(canonical[fast]) == sorted(canonical[naive])
 
 
 def test_dq_draws_from_each_bins_own_indices():

@@ -5,7 +5,7 @@ reduction of "Challenges of Multi-Modal Coreset Selection for Depth Prediction" 
 """
 
 from .config import DQConfig
-from .reference import naive_graphcut_bins
+from .reference import matvec_graphcut_bins, naive_graphcut_bins
 from .selector import DQSelector, graphcut_bins
 
-__all__ = ["DQConfig", "DQSelector", "graphcut_bins", "naive_graphcut_bins"]
+__all__ = ["DQConfig", "DQSelector", "graphcut_bins", "matvec_graphcut_bins", "naive_graphcut_bins"]

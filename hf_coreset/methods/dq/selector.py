@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -19,7 +17,7 @@ def bin_sizes(n_rows: int, num_bins: int) -> np.ndarray:
 
 
 class SimilarityRows:
-    """Cosine-similarity rows ``s(i, .)`` over all rows, computed in blocks on demand, each used once.
+    """Cosine-similarity rows ``s(i, pool)`` of pool rows, computed in blocks on demand, each used once.
 
     Each greedy pick needs the similarities of the picked row to the pool. One matrix-vector product per
     pick re-reads the whole feature matrix and is memory-bound. Instead, on a miss, the rows of the
@@ -27,59 +25,74 @@ class SimilarityRows:
     which runs at full BLAS speed, and kept until their row is picked (a row is needed exactly once, when
     its row joins a bin). The cache never holds more than ``max_cached_floats`` numbers: for small N that
     amounts to computing the similarity matrix lazily, for large N memory stays bounded (no N x N matrix).
+    When it is full, the rows of the candidates with the lowest gains (the least likely to be picked soon)
+    make room, and a block is at most a quarter of the cache, so that a miss never throws away the rows
+    that are about to be used.
     """
 
-    def __init__(self, xn: np.ndarray, block: int = 512, max_cached_floats: int = 64_000_000):
-        self.xn = xn
-        self.max_rows = max(1, max_cached_floats // len(xn))
-        self.block = max(1, min(block, self.max_rows))
+    def __init__(self, pool_rows: np.ndarray, block: int = 512, max_cached_floats: int = 64_000_000):
+        self.pool_rows = pool_rows
+        self.max_rows = max(4, max_cached_floats // len(pool_rows))
+        self.block = max(1, min(block, self.max_rows // 4))
         self.rows: dict[int, np.ndarray] = {}
 
-    def pop(self, index: int, gain: np.ndarray, pool: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    def pop(self, index: int, gain: np.ndarray, taken: np.ndarray) -> np.ndarray:
         """``s(index, pool)``; on a miss, also prefetch rows of the highest-gain untaken pool members."""
         if index not in self.rows:
-            self._prefetch(index, gain, pool, taken)
-        return self.rows.pop(index)[pool]
+            self._prefetch(index, gain, taken)
+        return self.rows.pop(index)
 
-    def _prefetch(self, index: int, gain: np.ndarray, pool: np.ndarray, taken: np.ndarray) -> None:
+    def shrink_pool(self, kept: np.ndarray) -> None:
+        """The pool lost the rows where ``kept`` is False: drop them from the rows and the cache."""
+        positions = np.cumsum(kept) - 1
+        self.pool_rows = self.pool_rows[kept]
+        self.rows = {int(positions[i]): row[kept] for i, row in self.rows.items() if kept[i]}
+        self.max_rows = max(4, self.max_rows * len(kept) // max(1, len(self.pool_rows)))
+
+    def _prefetch(self, index: int, gain: np.ndarray, taken: np.ndarray) -> None:
         free = np.flatnonzero(~taken)
-        by_gain = (int(i) for i in pool[free[np.argsort(-gain[free], kind="stable")]])
-        uncached = (i for i in by_gain if i != index and i not in self.rows)
+        by_gain = free[np.argsort(-gain[free], kind="stable")]
+        uncached = by_gain[~np.isin(by_gain, [index, *self.rows])]
         # A full block each time: small blocks would re-read the whole matrix for a few rows.
-        batch = [index, *itertools.islice(uncached, self.block - 1)]
-        if len(self.rows) + len(batch) > self.max_rows:
-            self.rows.clear()  # over the memory budget: drop the speculative rows, recompute on demand
-        similarities = self.xn[batch] @ self.xn.T
+        batch = [index, *uncached[: self.block - 1].tolist()]
+        overflow = len(self.rows) + len(batch) - self.max_rows
+        if overflow > 0:  # over the memory budget: the lowest-gain speculative rows make room
+            cached = np.fromiter(self.rows, dtype=np.int64, count=len(self.rows))
+            for i in cached[np.argsort(gain[cached], kind="stable")[:overflow]]:
+                del self.rows[int(i)]
+        similarities = self.pool_rows[batch] @ self.pool_rows.T
         self.rows.update(zip(batch, similarities))
 
 
-def graphcut_bins(x: np.ndarray, num_bins: int, graphcut_lambda: float = 1.0, show_progress: bool = False):
+def graphcut_bins(x: np.ndarray, num_bins: int, graphcut_lambda: float = 1.0, show_progress: bool = False,
+                  max_cached_floats: int = 64_000_000):
     """Split all rows into GraphCut bins, greedily, bin after bin from the shrinking pool.
 
     With cosine similarity, ``sum_{i in P} s(i, x) = <sum_{i in P} x_i, x>`` for unit rows, so the pool's
     column sums are one matrix-vector product per bin, and the bin's column sums are updated incrementally
     with the picked row's similarities (see :class:`SimilarityRows`): O(N^2 d) time in all, no N x N matrix.
+    (The reference's kernel ``0.5 + 0.5 cos`` adds the same constant to every row's gain: same bins.)
 
     Returns ``(bins, gains)``: lists of index arrays, and of the gain each row had when it was picked.
+    ``max_cached_floats`` bounds the similarity-row cache (8 bytes each; 512 MB by default).
     """
     xn = l2_normalize(np.asarray(x, dtype=np.float64))
-    rows = SimilarityRows(xn)
+    rows = SimilarityRows(xn, max_cached_floats=max_cached_floats)
     remaining = np.arange(len(xn))
-    pool_sum = xn.sum(axis=0)
     bins, gains = [], []
     progress = tqdm(total=len(xn), desc="Building GraphCut bins", disable=not show_progress)
     for size in bin_sizes(len(xn), num_bins):
-        gain = graphcut_lambda * (xn @ pool_sum)[remaining]
+        gain = graphcut_lambda * (rows.pool_rows @ rows.pool_rows.sum(axis=0))
         taken = np.zeros(len(remaining), dtype=bool)
         picks, picked_gains = np.empty(size, dtype=np.int64), np.empty(size)
         for step in range(size):
             pick = int(np.argmax(np.where(taken, -np.inf, gain)))
             picks[step], picked_gains[step], taken[pick] = pick, gain[pick], True
-            gain -= 2.0 * rows.pop(int(remaining[pick]), gain, remaining, taken)
+            gain -= 2.0 * rows.pop(pick, gain, taken)
         bins.append(remaining[picks])
         gains.append(picked_gains)
-        pool_sum -= xn[bins[-1]].sum(axis=0)  # the next bin's pool is what this bin left over
-        remaining = remaining[~taken]
+        remaining = remaining[~taken]  # the next bin's pool is what this bin left over
+        rows.shrink_pool(~taken)
         progress.update(int(size))
     progress.close()
     return bins, gains
