@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CoresetInputError
-from .outputs import check_output_target, write_atomically
+from .outputs import check_output_target, write_atomically, write_files
 
 DATA_FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 OFFLINE_IMAGE_ENCODER = "efficientnet-lite0"
@@ -305,18 +305,6 @@ def report_files(report, holdout: Holdout | None = None) -> dict[str, bytes]:
     if holdout is not None:
         files["holdout.json"] = holdout.to_json().encode()
     return files
-
-
-def write_files(folder: Path, files: dict[str, bytes], overwrite: bool = True) -> None:
-    """Write ``files`` into ``folder``, each one replaced at once (written beside, then renamed into place)."""
-    existing = [name for name in files if (folder / name).exists()]
-    if existing and not overwrite:
-        raise CoresetInputError(f"{folder} already holds {existing}; pass --overwrite to replace them.")
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        temporary = folder / f".{name}.tmp"
-        temporary.write_bytes(data)
-        os.replace(temporary, folder / name)
 
 
 def saved_report(folder: Path):

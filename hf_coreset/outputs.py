@@ -122,6 +122,18 @@ def write_atomically(subset, selection_json: str, output: str | os.PathLike, *, 
         shutil.rmtree(staging, ignore_errors=True)  # only left when something failed
 
 
+def write_files(folder: Path, files: dict[str, bytes], overwrite: bool = True) -> None:
+    """Write ``files`` into ``folder``, each one replaced at once (written beside, then renamed into place)."""
+    existing = [name for name in files if (folder / name).exists()]
+    if existing and not overwrite:
+        raise CoresetInputError(f"{folder} already holds {existing}; pass --overwrite to replace them.")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        temporary = folder / f".{name}.tmp"
+        temporary.write_bytes(data)
+        os.replace(temporary, folder / name)
+
+
 def _swap(staging: Path, path: Path) -> None:
     """Old output aside, new one in, old one deleted: at every moment one complete output sits at ``path``
     or beside it."""

@@ -9,6 +9,7 @@ permuted (``hf_coreset.noise.add_caption_noise``), which flags them in ``is_mism
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from dataclasses import dataclass
 
 import datasets
@@ -158,6 +159,30 @@ def test_report_round_trips_through_json_and_saves_md_json_png(noisy_pool, clean
     assert CoresetReport.from_dict(saved) == report
     assert (folder / "report.png").read_bytes().startswith(b"\x89PNG")
     assert (folder / "report.md").read_text() == report.to_markdown()
+
+
+def test_an_interrupted_save_leaves_every_earlier_file_whole(noisy_pool, clean_test, tmp_path, monkeypatch):
+    report = evaluate_coreset(noisy_pool, np.arange(40), test=clean_test, **FAST)
+    folder = report.save(tmp_path / "out")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real_write, calls = Path.write_bytes, []
+
+    def interrupted_in_the_second_file(path, data):
+        calls.append(path)
+        if len(calls) == 2:  # half of the bytes reach the disk, then the process is interrupted
+            real_write(path, data[: len(data) // 2])
+            raise KeyboardInterrupt
+        return real_write(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", interrupted_in_the_second_file)
+    other = evaluate_coreset(noisy_pool, np.arange(20), test=clean_test, **FAST)
+    with pytest.raises(KeyboardInterrupt):
+        other.save(folder)
+    # Each file is the old one or the new one, whole: never a truncated mix.
+    for name, old in before.items():
+        now = (folder / name).read_bytes()
+        assert now == old or now == other.files()[name]
+    assert CoresetReport.from_json((folder / "report.json").read_text()) in (report, other)
 
 
 def test_from_dict_refuses_another_record():

@@ -224,9 +224,10 @@ class CoresetReport:
                 "report.png": self.plot()}
 
     def save(self, folder: str | Path) -> Path:
-        """Write :meth:`files` into ``folder`` (created if needed); return the folder."""
+        """Write :meth:`files` into ``folder`` (created if needed), each file replaced at once (an interrupt
+        leaves the old file or the new one, never half of one); return the folder."""
+        from ..outputs import write_files
+
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, content in self.files().items():
-            (folder / name).write_bytes(content)
+        write_files(folder, self.files())
         return folder
