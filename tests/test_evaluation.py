@@ -9,8 +9,8 @@ permuted (``hf_coreset.noise.add_caption_noise``), which flags them in ``is_mism
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import datasets
 import evaluate
