@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import time
 from collections.abc import Sequence
-from importlib import metadata
 from typing import Any
 
 import datasets
@@ -39,6 +37,8 @@ def select_coreset(
     on_error: str = "report",
     cache_dir: str | None = None,
     show_progress: bool = True,
+    engine: str = "local",
+    engine_options: dict[str, Any] | None = None,
     **method_options: Any,
 ) -> datasets.Dataset:
     """Select ``budget`` rows of ``dataset`` with ``method`` and return them as a new ``Dataset``.
@@ -62,6 +62,10 @@ def select_coreset(
             ``"raise"`` stops at the first one.
         cache_dir: where encoded features are cached (default: under the datasets cache).
         show_progress: show progress bars.
+        engine: ``"local"`` (this process) or ``"ray"``: shard by shard and partition by partition on Ray, for
+            vectors that do not fit one process (needs ``embedding_columns``; see
+            :func:`hf_coreset.sharded.select_with_ray`, whose options go in ``engine_options``).
+        engine_options: options of the engine, e.g. ``{"num_workers": 2, "rows_per_partition": 20_000}``.
         **method_options: fields of the method's config dataclass (e.g. ``num_bins=20`` for ``dq``).
 
     Returns:
@@ -80,8 +84,20 @@ def select_coreset(
     started = time.perf_counter()
     _check_dataset(dataset)
     _check_arguments(dataset, image_column, text_column, embedding_columns, batch_size, on_error)
+    check_choice("engine", engine, ("local", "ray"))
+    if engine == "ray":
+        from .sharded import select_with_ray
+
+        if any(v is not None for v in (image_column, text_column, image_encoder, text_encoder)):
+            raise CoresetInputError(
+                "engine='ray' selects on precomputed embedding_columns; encode the images / texts first "
+                "(hf_coreset.features.encode_dataset) and pass the vector columns."
+            )
+        result = select_with_ray(dataset, method, budget, embedding_columns=embedding_columns, seed=seed,
+                                 show_progress=show_progress, **(engine_options or {}), **method_options)
+        return _subset(dataset, result, return_scores)
     spec = get_method(method)
-    config = _build_config(spec, seed, method_options)
+    config = spec.build_config(seed, method_options)
     groups = _read_groups(dataset, getattr(config, "group_column", None))
     # With groups (several captions per image) the budget counts groups, one row emitted per group.
     n_budget = resolve_budget(budget, dataset.num_rows if groups is None else len(np.unique(groups)))
@@ -116,8 +132,10 @@ def select_coreset(
         indices=pool[selector.indices_],
         scores=selector.scores_,
         diagnostics=selector.diagnostics_,
-        provenance=_provenance(
-            dataset, spec, config, budget, n_budget, dropped, selector,
+        provenance=spec.provenance(
+            config, budget=budget, budget_rows=n_budget, rows_in=dataset.num_rows,
+            rows_out=int(len(selector.indices_)), dropped=dropped, source_fingerprint=dataset._fingerprint,
+            source_split=str(dataset.split) if dataset.split is not None else None,
             timings={"features_s": features_done - started, "selection_s": finished - features_done,
                      "total_s": finished - started},
         ),
@@ -137,16 +155,6 @@ def _check_dataset(dataset: Any) -> None:
         )
     if dataset.num_rows == 0:
         raise CoresetInputError("The dataset is empty (0 rows): there is nothing to select from.")
-
-
-def _build_config(spec, seed: int, options: dict[str, Any]):
-    known = [f.name for f in dataclasses.fields(spec.config_class)]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise CoresetInputError(
-            f"Unknown option(s) {unknown} for method {spec.name!r}. Its options are: {known}."
-        )
-    return spec.config_class(**{**options, "seed": seed})
 
 
 def _read_groups(dataset, group_column: str | None) -> np.ndarray | None:
@@ -215,35 +223,6 @@ def _pool_rows(n_rows: int, dropped: dict[str, list[int]]) -> np.ndarray:
 
 def _describe_dropped(dropped: dict[str, list[int]]) -> str:
     return ", ".join(f"{len(rows)} ({reason})" for reason, rows in dropped.items()) or "no rows"
-
-
-def _library_versions() -> dict[str, str]:
-    versions = {}
-    for package in ("hf-coreset", "datasets", "transformers", "torch", "numpy", "scikit-learn"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
-
-def _provenance(dataset, spec, config, budget, n_budget, dropped, selector, timings) -> dict[str, Any]:
-    return {
-        "method": spec.name,
-        "selector": f"{spec.selector_class.__module__}.{spec.selector_class.__qualname__}",
-        "config": config.to_dict(),
-        "seed": config.seed,
-        "budget": budget,
-        "budget_rows": n_budget,
-        "rows_in": dataset.num_rows,
-        "rows_out": int(len(selector.indices_)),
-        "rows_dropped": {reason: {"count": len(rows), "rows": list(rows)} for reason, rows in dropped.items()},
-        "source_fingerprint": dataset._fingerprint,
-        "source_split": str(dataset.split) if dataset.split is not None else None,
-        "score_meaning": spec.selector_class.score_meaning,
-        "timings": timings,
-        "library_versions": _library_versions(),
-    }
 
 
 def _subset(dataset: datasets.Dataset, result: SelectionResult, return_scores: bool) -> datasets.Dataset:

@@ -3,6 +3,8 @@
     hf-coreset select PATH --method dq --budget 0.1 --output out/
     hf-coreset select PATH --method dq --budget 0.1 --output out/ --push-to-hub me/my-coreset [--private]
     hf-coreset push out/ me/my-coreset [--private] [--exist-ok]
+    hf-coreset select PATH --method dq --budget 0.1 --output out/ --evaluate     # + report.md/json/png
+    hf-coreset evaluate POOL out/ --test TEST                                      # does it beat random?
     hf-coreset methods
     hf-coreset demo
 """
@@ -133,6 +135,17 @@ def load_encoder(name: str, modality: str):
     return features.TransformersTextEncoder(model, transformers.AutoTokenizer.from_pretrained(name))
 
 
+def build_encoders(args: argparse.Namespace) -> dict[str, Any]:
+    """The encoders the --image-column / --text-column flags ask for (none with --embedding-columns)."""
+    encoders = {}
+    if not args.embedding_columns:
+        if args.image_column:
+            encoders["image_encoder"] = load_encoder(args.image_encoder, "image")
+        if args.text_column:
+            encoders["text_encoder"] = load_encoder(args.text_encoder, "text")
+    return encoders
+
+
 def cmd_select(args: argparse.Namespace) -> int:
     import datasets
 
@@ -146,12 +159,10 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.no_progress:
         datasets.disable_progress_bars()
     dataset = load_source(args.source, args.split)
-    encoders = {}
-    if not args.embedding_columns:
-        if args.image_column:
-            encoders["image_encoder"] = load_encoder(args.image_encoder, "image")
-        if args.text_column:
-            encoders["text_encoder"] = load_encoder(args.text_encoder, "text")
+    holdout = split_holdout(dataset, args.test_size, args.seed) if args.evaluate else None
+    if holdout is not None:  # select on the pool only: the held-out rows score the report
+        dataset = holdout.pool
+    encoders = build_encoders(args)
     subset = select_coreset(
         dataset, args.method, args.budget,
         image_column=None if args.embedding_columns else args.image_column,
@@ -161,13 +172,18 @@ def cmd_select(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress, **encoders, **options,
     )
     result = get_selection_result(subset)
-    write_atomically(subset, result.to_json(indent=2), args.output, overwrite=args.overwrite, source=args.source)
+    report = evaluate_holdout(subset, holdout, args, encoders) if holdout else None
+    files = report_files(report, holdout) if report else {}  # rendered before anything is written
+    write_atomically(subset, result.to_json(indent=2), args.output, overwrite=args.overwrite, source=args.source,
+                     extra_files=files)
     dropped = {reason: info["count"] for reason, info in result.provenance["rows_dropped"].items()}
     print(f"{args.method}: kept {subset.num_rows} of {dataset.num_rows} rows"
           f"{f', dropped {dropped}' if dropped else ''} -> {args.output}")
+    if report is not None:
+        print(f"held out {len(holdout.test_rows)} rows to score the report (holdout.json)\n\n{report.to_markdown()}")
     if args.push_to_hub:
         source_id = args.source if looks_like_hub_id(args.source) else None
-        return _push(subset, args.push_to_hub, args, source=dataset, source_id=source_id)
+        return _push(subset, args.push_to_hub, args, source=dataset, source_id=source_id, report=report)
     return 0
 
 
@@ -224,7 +240,130 @@ def cmd_push(args: argparse.Namespace) -> int:
             "folder of `hf-coreset select`."
         )
     subset = datasets.load_from_disk(str(folder))
-    return _push(subset, args.repo_id, args, source_id=args.source_id)
+    return _push(subset, args.repo_id, args, source_id=args.source_id, report=saved_report(folder))
+
+
+@dataclasses.dataclass
+class Holdout:
+    """The rows ``select --evaluate`` keeps out of the selection to score the report, as source row numbers."""
+
+    pool: Any
+    test: Any
+    pool_rows: list[int]
+    test_rows: list[int]
+    seed: int
+
+    def to_json(self) -> str:
+        return json.dumps({"seed": self.seed, "pool_rows": self.pool_rows, "test_rows": self.test_rows,
+                           "note": "selection.json indices are positions in pool_rows (the selection saw the "
+                                   "pool only); test_rows scored the report."}, indent=1)
+
+
+def split_holdout(dataset, test_size: int | float, seed: int) -> Holdout:
+    """Hold out ``test_size`` rows (a count, or a fraction in (0, 1)) drawn with ``seed``; the rest is the pool."""
+    import numpy as np
+
+    from .validation import resolve_budget
+
+    if isinstance(test_size, float) and test_size >= 1.0:
+        raise CoresetInputError(f"--test-size must be a fraction below 1 or a row count, got {test_size}.")
+    n_test = resolve_budget(test_size, dataset.num_rows)
+    if n_test >= dataset.num_rows:
+        raise CoresetInputError(f"--test-size {test_size} leaves no rows to select from ({dataset.num_rows} rows).")
+    order = np.random.default_rng(seed).permutation(dataset.num_rows)
+    test_rows, pool_rows = np.sort(order[:n_test]), np.sort(order[n_test:])
+    return Holdout(pool=dataset.select(pool_rows), test=dataset.select(test_rows), pool_rows=pool_rows.tolist(),
+                   test_rows=test_rows.tolist(), seed=seed)
+
+
+def evaluation_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``evaluate_coreset`` keyword arguments from the evaluation flags."""
+    return {"proxy": args.proxy, "label_column": args.label_column, "seeds": args.eval_seeds,
+            "steps": args.eval_steps, "heads": args.heads, "show_progress": not args.no_progress}
+
+
+def feature_options(args: argparse.Namespace, encoders: dict[str, Any]) -> dict[str, Any]:
+    """The feature source of ``select`` / ``evaluate``: embedding columns, or columns with their encoders."""
+    if args.embedding_columns:
+        return {"embedding_columns": args.embedding_columns, "cache_dir": args.cache_dir}
+    return {"image_column": args.image_column, "text_column": args.text_column, "cache_dir": args.cache_dir,
+            **encoders}
+
+
+def evaluate_holdout(subset, holdout: Holdout, args: argparse.Namespace, encoders: dict[str, Any]):
+    """``select --evaluate``: the report of ``subset`` (selected from the pool) scored on the held-out rows.
+    Held-out rows identical to pool rows (duplicates in the source) are left out of scoring and noted."""
+    from .evaluation import evaluate_coreset
+
+    return evaluate_coreset(holdout.pool, subset, test=holdout.test, duplicates="drop",
+                            **feature_options(args, encoders), **evaluation_options(args))
+
+
+def report_files(report, holdout: Holdout | None = None) -> dict[str, bytes]:
+    """report.md / report.json / report.png (and holdout.json), rendered."""
+    files = report.files()
+    if holdout is not None:
+        files["holdout.json"] = holdout.to_json().encode()
+    return files
+
+
+def write_files(folder: Path, files: dict[str, bytes], overwrite: bool = True) -> None:
+    """Write ``files`` into ``folder``, each one replaced at once (written beside, then renamed into place)."""
+    existing = [name for name in files if (folder / name).exists()]
+    if existing and not overwrite:
+        raise CoresetInputError(f"{folder} already holds {existing}; pass --overwrite to replace them.")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        temporary = folder / f".{name}.tmp"
+        temporary.write_bytes(data)
+        os.replace(temporary, folder / name)
+
+
+def saved_report(folder: Path):
+    """The CoresetReport in ``folder``/report.json (written by ``select --evaluate`` or ``evaluate``), or None."""
+    from .evaluation import CoresetReport
+
+    path = folder / "report.json"
+    return CoresetReport.from_json(path.read_text()) if path.exists() else None
+
+
+def load_coreset(path: str):
+    """A `hf-coreset select` output folder (the subset with its selection) or a selection.json file."""
+    import datasets
+
+    from .result import SelectionResult
+
+    location = Path(path)
+    if location.is_file() and location.suffix == ".json":
+        return SelectionResult.from_dict(json.loads(location.read_text()))
+    if (location / "dataset_info.json").exists():
+        return datasets.load_from_disk(str(location))
+    raise CoresetInputError(
+        f"{path} is neither a `hf-coreset select` output folder nor a selection.json file: pass the --output "
+        "folder of `hf-coreset select` (or its selection.json)."
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import datasets
+
+    from .evaluation import evaluate_coreset
+
+    if args.no_progress:
+        datasets.disable_progress_bars()
+    pool = load_source(args.pool, args.split)
+    test = load_source(args.test, args.test_split)
+    coreset = load_coreset(args.coreset)
+    encoders = build_encoders(args)
+    coreset_path = Path(args.coreset)
+    output = Path(args.output) if args.output else coreset_path.parent if coreset_path.is_file() else coreset_path
+    report = evaluate_coreset(pool, coreset, test=test, baselines=args.baselines, duplicates=args.duplicates,
+                              id_column=args.id_column, **feature_options(args, encoders),
+                              **evaluation_options(args))
+    write_files(output, report_files(report), overwrite=args.overwrite)
+    print(report.to_markdown())
+    print(f"report.md, report.json, report.png -> {output}")
+    return 0
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
@@ -287,12 +426,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="after writing --output, push the coreset and its card to this Hub dataset repo "
                              "(token from HF_TOKEN or `hf auth login`)")
     _add_push_flags(select)
+    select.add_argument("--evaluate", action="store_true",
+                        help="hold out --test-size rows before selecting (a fractional --budget then applies to the "
+                             "rest, the pool), then train a proxy on the coreset, on random subsets of the same size "
+                             "and on the pool, score them on the held-out rows and write report.md / report.json / "
+                             "report.png (and holdout.json) beside the subset")
+    select.add_argument("--test-size", type=parse_budget, default=0.2,
+                        help="with --evaluate: rows held out, a fraction (0.2), a percentage or a count "
+                             "(default: 0.2)")
+    _add_evaluation_flags(select, prefix="eval-")
     select.set_defaults(func=cmd_select)
 
     push = commands.add_parser("push", help="push a `select` output folder to the Hub with a dataset card",
                                description="Push the coreset saved in DIR (a `hf-coreset select` --output) to "
                                            "the Hub dataset repo REPO: parquet shards, README card and figures in "
-                                           "one commit. The token comes from HF_TOKEN or `hf auth login`.")
+                                           "one commit (with a Quality check section when DIR holds the "
+                                           "report.json of `select --evaluate` or `evaluate`). The token comes "
+                                           "from HF_TOKEN or `hf auth login`.")
     push.add_argument("folder", metavar="DIR", help="a `hf-coreset select` --output folder")
     push.add_argument("repo_id", metavar="REPO", help="the Hub dataset repo, namespace/name")
     _add_push_flags(push)
@@ -304,6 +454,31 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--source-id", help="the source's Hub id, owner/name[@revision], named in the card")
     push.set_defaults(func=cmd_push)
 
+    evaluate = commands.add_parser(
+        "evaluate", help="does a coreset beat random? train a proxy on it, on random subsets and on the pool",
+        description="Train a light proxy (image and text heads, or a linear probe) on the coreset CORESET of POOL, "
+                    "on random subsets of the same size and on all of POOL, for each seed; score each on --test "
+                    "(rows the selection never saw) and write report.md / report.json / report.png.")
+    evaluate.add_argument("pool", metavar="POOL", help="the dataset the coreset was selected from (same kinds of "
+                                                      "source as `select`)")
+    evaluate.add_argument("coreset", metavar="CORESET", help="a `hf-coreset select` --output folder, or its "
+                                                            "selection.json")
+    evaluate.add_argument("--test", required=True, help="held-out rows with the same columns (same kinds of source)")
+    evaluate.add_argument("--split", help="split of POOL when it has several (default: train)")
+    evaluate.add_argument("--test-split", help="split of --test when it has several (default: train)")
+    evaluate.add_argument("--output", help="folder for the report files (default: the CORESET folder)")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace report files already in --output")
+    _add_feature_flags(evaluate)
+    _add_evaluation_flags(evaluate, prefix="")
+    evaluate.add_argument("--baselines", type=lambda s: s.split(","), default=["random", "full"], metavar="B1,B2",
+                          help="comma-separated, any of random,full (default: random,full)")
+    evaluate.add_argument("--id-column", help="a column of row ids in both POOL and --test; a shared id is refused")
+    evaluate.add_argument("--duplicates", choices=["raise", "drop"], default="raise",
+                          help="test rows identical to pool rows: refuse them, or score without them (default: "
+                               "raise)")
+    evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    evaluate.set_defaults(func=cmd_evaluate)
+
     methods = commands.add_parser("methods", help="list the registered methods and their options")
     methods.set_defaults(func=cmd_methods)
 
@@ -312,6 +487,34 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--methods", type=lambda s: s.split(","), help="comma-separated subset of methods")
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def _add_feature_flags(parser: argparse.ArgumentParser) -> None:
+    """How `evaluate` gets features: the same choices as `select`."""
+    parser.add_argument("--image-column", help="image column to encode (e.g. image)")
+    parser.add_argument("--text-column", help="text column to encode (e.g. caption)")
+    parser.add_argument("--embedding-columns", type=lambda s: s.split(","),
+                        help="comma-separated columns of precomputed vectors, image first; skips encoding")
+    parser.add_argument("--image-encoder", default=OFFLINE_IMAGE_ENCODER,
+                        help="as for `select` (default: %(default)s)")
+    parser.add_argument("--text-encoder", default=OFFLINE_TEXT_ENCODER, help="as for `select` (default: %(default)s)")
+    parser.add_argument("--cache-dir", help="where encoded features are cached (default: datasets cache)")
+
+
+def _add_evaluation_flags(parser: argparse.ArgumentParser, prefix: str) -> None:
+    """The proxy recipe, shared by `evaluate` and `select --evaluate` (there with an eval- prefix)."""
+    parser.add_argument("--proxy", choices=["dual_encoder", "linear_probe"], default="dual_encoder",
+                        help="image and text heads scored by retrieval recall, or a linear probe scored by accuracy "
+                             "(needs --label-column) (default: dual_encoder)")
+    parser.add_argument("--label-column", help="class column: the linear probe's target; for dual_encoder, "
+                                               "class-level relevance")
+    parser.add_argument(f"--{prefix}seeds", dest="eval_seeds", type=lambda s: [int(v) for v in s.split(",")],
+                        default=[0, 1, 2], metavar="S1,S2,...",
+                        help="comma-separated training seeds, one run per seed and arm (default: 0,1,2)")
+    parser.add_argument(f"--{prefix}steps", dest="eval_steps", type=int, default=500, metavar="N",
+                        help="optimisation steps of every proxy run (default: 500)")
+    parser.add_argument("--heads", choices=["mlp", "linear"], default="mlp",
+                        help="dual_encoder heads (default: mlp)")
 
 
 def _add_push_flags(parser: argparse.ArgumentParser) -> None:

@@ -23,5 +23,10 @@ class BadFeaturesError(CoresetInputError):
     """An embedding column is ragged, not numeric, or holds NaN / inf; the message names the first bad row."""
 
 
+class CoresetEngineError(RuntimeError):
+    """A distributed selection (``engine="ray"``) lost a task: its worker died more often than the retries
+    allow, or the task raised an error that is not about the input. Nothing is returned half-selected."""
+
+
 class UnreadableImageError(CoresetInputError):
     """An image could not be decoded (raised only with ``on_error="raise"``); the message names the row."""

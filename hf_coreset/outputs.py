@@ -2,8 +2,9 @@
 when it is an earlier hf-coreset output.
 
 An hf-coreset output folder holds what ``Dataset.save_to_disk`` writes (``dataset_info.json``, ``state.json``,
-``data-XXXXX-of-XXXXX.arrow``), ``selection.json``, and the ``cache-*.arrow`` files ``datasets`` adds when the
-folder is loaded and mapped. ``--overwrite`` replaces such a folder and nothing else: not a folder holding any
+``data-XXXXX-of-XXXXX.arrow``), ``selection.json``, the quality report of ``select --evaluate`` or ``evaluate``
+(``report.md``, ``report.json``, ``report.png``, ``holdout.json``), and the ``cache-*.arrow`` files ``datasets`` adds
+when the folder is loaded and mapped. ``--overwrite`` replaces such a folder and nothing else: not a folder holding any
 other file, not the current folder or its parents, not the source or its parents, not the home folder.
 
 The new output is written to a staging folder beside the target; the old one is renamed aside, the new one
@@ -35,9 +36,11 @@ from .errors import CoresetInputError
 logger = logging.getLogger(__name__)
 
 SELECTION_FILE = "selection.json"
-# Files of an hf-coreset output: selection.json, what save_to_disk writes, and the caches of a later .map().
+# Files of an hf-coreset output: selection.json, the quality report, what save_to_disk writes, and the caches of
+# a later .map().
 OUTPUT_FILE_PATTERN = re.compile(
-    r"selection\.json|dataset_info\.json|state\.json|data-\d+-of-\d+\.arrow|cache-[\w.-]+\.arrow"
+    r"selection\.json|report\.(md|json|png)|holdout\.json|dataset_info\.json|state\.json|data-\d+-of-\d+\.arrow"
+    r"|cache-[\w.-]+\.arrow"
 )
 
 
@@ -95,8 +98,9 @@ def check_output_target(output: str | os.PathLike, *, overwrite: bool,
 
 
 def write_atomically(subset, selection_json: str, output: str | os.PathLike, *, overwrite: bool,
-                     source: str | os.PathLike | None = None) -> None:
-    """Save ``subset`` and ``selection.json`` to ``output`` all at once (see the module docstring).
+                     source: str | os.PathLike | None = None, extra_files: dict[str, bytes] | None = None) -> None:
+    """Save ``subset``, ``selection.json`` and ``extra_files`` (``{name: content}``, e.g. the quality report) to
+    ``output`` all at once (see the module docstring).
 
     The target is checked again (:func:`check_output_target`): it may have changed during the selection.
     Folders get the user's umask.
@@ -108,6 +112,8 @@ def write_atomically(subset, selection_json: str, output: str | os.PathLike, *, 
     try:
         subset.save_to_disk(str(staging))
         (staging / SELECTION_FILE).write_text(selection_json)
+        for name, content in (extra_files or {}).items():
+            (staging / name).write_bytes(content)
         if path.exists():
             _swap(staging, path)
         else:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import SelectionConfig
-from .errors import UnknownMethodError
+from .errors import CoresetInputError, UnknownMethodError
+from .result import library_versions
 
 if TYPE_CHECKING:
     from .selector import Selector
@@ -22,6 +23,40 @@ class MethodSpec:
     name: str
     config_class: type[SelectionConfig]
     selector_class: type[Selector]
+
+    def build_config(self, seed: int, options: dict[str, Any]) -> SelectionConfig:
+        """The method's config from keyword options; an unknown option raises and lists the known ones."""
+        known = [f.name for f in dataclasses.fields(self.config_class)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise CoresetInputError(
+                f"Unknown option(s) {unknown} for method {self.name!r}. Its options are: {known}."
+            )
+        return self.config_class(**{**options, "seed": seed})
+
+    def provenance(self, config: SelectionConfig, *, budget: int | float, budget_rows: int, rows_in: int,
+                   rows_out: int, dropped: dict[str, list[int]], source_fingerprint: str | None,
+                   source_split: str | None, timings: dict[str, float], score_meaning: str | None = None,
+                   extra_versions: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+        """The provenance of one selection with this method (the fields ``check_selection_record`` validates),
+        whatever engine ran it; ``extra`` adds engine-specific fields."""
+        return {
+            "method": self.name,
+            "selector": f"{self.selector_class.__module__}.{self.selector_class.__qualname__}",
+            "config": config.to_dict(),
+            "seed": config.seed,
+            "budget": budget,
+            "budget_rows": budget_rows,
+            "rows_in": rows_in,
+            "rows_out": rows_out,
+            "rows_dropped": {reason: {"count": len(rows), "rows": list(rows)} for reason, rows in dropped.items()},
+            "source_fingerprint": source_fingerprint,
+            "source_split": source_split,
+            "score_meaning": score_meaning or self.selector_class.score_meaning,
+            **extra,
+            "timings": timings,
+            "library_versions": library_versions(extra_versions),
+        }
 
 
 _REGISTRY: dict[str, MethodSpec] = {}

@@ -6,6 +6,7 @@ import json
 import math
 import numbers
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -155,6 +156,22 @@ def _is_score(value: Any) -> bool:
     if isinstance(value, str):
         return value in ("nan", "inf", "-inf")
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def library_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of the libraries a result depends on (and of ``extra`` packages), for provenance.
+
+    Example:
+        >>> "numpy" in library_versions()
+        True
+    """
+    versions = {}
+    for package in ("hf-coreset", "datasets", "transformers", "torch", "numpy", "scikit-learn", *extra):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
 
 
 def _json_float(value: Any) -> float | str:

@@ -63,7 +63,20 @@ def read_embedding_column(dataset, column: str) -> np.ndarray:
         [[1.0, 2.0], [3.0, 4.0]]
     """
     check_columns_exist(dataset, [column])
-    values = dataset.with_format("arrow", columns=[column])[:][column].combine_chunks()
+    return embedding_matrix(dataset.with_format("arrow", columns=[column])[:][column], column)
+
+
+def embedding_matrix(values: pa.Array | pa.ChunkedArray, column: str, first_row: int = 0,
+                     dtype: type | None = np.float32) -> np.ndarray:
+    """The ``(n, d)`` matrix of a column of equal-length numeric vectors (an Arrow list array, nested lists
+    flattened per row).
+
+    ``first_row`` is the dataset row of ``values[0]``, so that errors name the row of the whole dataset when
+    ``values`` is one shard of it. ``dtype=None`` keeps a floating type as stored (float16 stays float16).
+    Raises :class:`BadFeaturesError` as :func:`read_embedding_column`.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
     if isinstance(values.type, pa.ExtensionType):  # datasets' Array2D ... Array5D keep nested lists inside
         values = values.storage
     if not _is_list(values.type) or not _has_numeric_leaves(values.type):
@@ -72,22 +85,24 @@ def read_embedding_column(dataset, column: str) -> np.ndarray:
             "(e.g. datasets.Sequence(datasets.Value('float32')))."
         )
     if values.null_count:
-        row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+        row = first_row + int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
         raise BadFeaturesError(f"Embedding column {column!r} has no vector in row {row}; fill or drop that row.")
     leaves, lengths = _flatten_rows(values)
     if len(lengths) and (lengths != lengths[0]).any():
         row = int(np.flatnonzero(lengths != lengths[0])[0])
         raise BadFeaturesError(
-            f"Embedding column {column!r} is ragged: row {row} has {lengths[row]} values, row 0 has "
-            f"{lengths[0]}. Every row needs a vector of the same length."
+            f"Embedding column {column!r} is ragged: row {first_row + row} has {lengths[row]} values, row "
+            f"{first_row} has {lengths[0]}. Every row needs a vector of the same length."
         )
-    if lengths[0] == 0:
+    if len(lengths) and lengths[0] == 0:
         raise BadFeaturesError(f"Embedding column {column!r} holds empty vectors; every row needs values.")
     raw = leaves.to_numpy(zero_copy_only=False).reshape(len(values), -1)
-    check_finite(raw, f"Embedding column {column!r}")
+    check_finite(raw, f"Embedding column {column!r}", first_row)
+    if dtype is None and np.issubdtype(raw.dtype, np.floating):
+        return raw
     with np.errstate(over="ignore"):  # an overflow is reported just below, naming the row
-        matrix = raw.astype(np.float32)
-    _check_no_overflow(raw, matrix, column)
+        matrix = raw.astype(dtype or np.float32)
+    _check_no_overflow(raw, matrix, column, first_row)
     return matrix
 
 
@@ -112,24 +127,25 @@ def _flatten_rows(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return values, np.bincount(row_of, minlength=n_rows)
 
 
-def _check_no_overflow(raw: np.ndarray, matrix: np.ndarray, column: str) -> None:
+def _check_no_overflow(raw: np.ndarray, matrix: np.ndarray, column: str, first_row: int = 0) -> None:
     """A finite value that became inf in float32 was beyond its range (about 3.4e38)."""
     overflowed = ~np.isfinite(matrix).all(axis=1)
     if overflowed.any():
         row = int(np.flatnonzero(overflowed)[0])
         value = raw[row][~np.isfinite(matrix[row])][0]
         raise BadFeaturesError(
-            f"Embedding column {column!r} row {row} holds {value:g}, beyond float32's range (about 3.4e38): it "
-            f"would overflow to inf ({int(overflowed.sum())} such rows). Rescale the vectors (e.g. L2-normalise "
-            "them) before selecting."
+            f"Embedding column {column!r} row {first_row + row} holds {value:g}, beyond float32's range (about "
+            f"3.4e38): it would overflow to inf ({int(overflowed.sum())} such rows). Rescale the vectors (e.g. "
+            "L2-normalise them) before selecting."
         )
 
 
-def check_finite(matrix: np.ndarray, what: str) -> None:
-    """Raise :class:`BadFeaturesError` naming the first row holding NaN or inf."""
+def check_finite(matrix: np.ndarray, what: str, first_row: int = 0) -> None:
+    """Raise :class:`BadFeaturesError` naming the first row holding NaN or inf (``first_row``: the row number
+    of ``matrix[0]``)."""
     bad_rows = ~np.isfinite(matrix).all(axis=1)
     if bad_rows.any():
-        row = int(np.flatnonzero(bad_rows)[0])
+        row = first_row + int(np.flatnonzero(bad_rows)[0])
         raise BadFeaturesError(
             f"{what} holds NaN or inf in row {row} ({int(bad_rows.sum())} bad rows in all); "
             "fix or drop those rows before selecting."

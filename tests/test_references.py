@@ -7,9 +7,9 @@ import pytest
 from scipy.spatial.distance import cdist
 
 import hf_coreset
+from hf_coreset.budget import equal_counts, proportional_counts
 from hf_coreset.features.aggregate import aggregate_blocks, reduce_dimensions
 from hf_coreset.methods.dq import graphcut_bins, naive_graphcut_bins
-from hf_coreset.methods.dq.selector import per_bin_counts
 from hf_coreset.methods.kcenter import farthest_point_greedy
 from hf_coreset.selector import FeatureSet
 from hf_coreset.vectors import l2_normalize
@@ -85,11 +85,17 @@ def test_dq_draws_from_each_bins_own_indices():
     np.testing.assert_array_equal(selector.diagnostics_["picked_per_bin"], [5] * 8)
 
 
-def test_per_bin_counts_sum_to_the_budget():
-    sizes = np.array([34, 33, 33])
-    for budget in range(1, 101):
-        counts = per_bin_counts(sizes, budget)
-        assert counts.sum() == budget and (counts <= sizes).all()
+@pytest.mark.parametrize("split", [proportional_counts, equal_counts])
+def test_budget_splits_sum_to_the_budget_and_respect_group_sizes(split):
+    for sizes in (np.array([34, 33, 33]), np.array([90, 7, 0, 3])):
+        for budget in range(1, 101):
+            counts = split(sizes, budget)
+            assert counts.sum() == budget and (counts <= sizes).all() and (counts >= 0).all()
+
+
+def test_equal_split_gives_a_small_group_all_its_rows_and_the_rest_evenly():
+    np.testing.assert_array_equal(equal_counts(np.array([90, 7, 0, 3]), 40), [30, 7, 0, 3])
+    np.testing.assert_array_equal(equal_counts(np.array([10, 10, 10]), 10), [4, 3, 3])
 
 
 def test_aggregations():

@@ -25,6 +25,7 @@ import numpy as np
 import hf_coreset
 from hf_coreset.evaluation import ProxyData, train_and_score
 from hf_coreset.features import encode_dataset, load_offline_image_encoder, load_offline_text_encoder
+from hf_coreset.validation import resolve_budget
 
 from .data import LOADERS, noisy_pool
 
@@ -57,10 +58,30 @@ def parse_method(spec: str) -> tuple[str, dict]:
     return name, parsed
 
 
-def select(pool: datasets.Dataset, method: str, budget: float, seed: int) -> tuple[np.ndarray, float]:
+# Methods whose picks at a smaller budget are the first picks at a larger one (OST keeps rows by descending
+# utility, and nothing it computes depends on the budget): the grid selects them once per pool and seed, at
+# the largest budget, and takes prefixes.
+NESTED_METHODS = ("ost",)
+
+
+def select(pool: datasets.Dataset, method: str, budget: float, seed: int,
+           largest_budget: float | None = None, memo: dict | None = None) -> tuple[np.ndarray, float]:
     if method == FULL:
         return np.arange(pool.num_rows), 0.0
     name, options = parse_method(method)
+    if memo is not None and name in NESTED_METHODS and not options.get("redundancy") and largest_budget:
+        key = (pool._fingerprint, method, seed)
+        if key not in memo:
+            memo[key] = select(pool, method, largest_budget, seed)
+        indices, seconds = memo[key]
+        return indices[: resolve_budget(budget, pool.num_rows)], seconds
+    name, _, partitions = name.partition("@")
+    if partitions:  # "kcenter@4": partitioned into 4 by the Ray engine (hf_coreset.sharded)
+        from hf_coreset.sharded import select_with_ray
+
+        result = select_with_ray(pool, name, budget, embedding_columns=["img_emb", "txt_emb"], seed=seed,
+                                 num_partitions=int(partitions), show_progress=False, **options)
+        return result.indices, result.provenance["timings"]["total_s"]
     core = hf_coreset.select_coreset(pool, name, budget, embedding_columns=["img_emb", "txt_emb"], seed=seed,
                                      show_progress=False, **options)
     result = hf_coreset.get_selection_result(core)
@@ -83,9 +104,10 @@ def run_grid(args) -> list[dict]:
             for seed in args.seeds:
                 pool, texts, mismatched = noisy_pool(train, noise, seed)
                 pairs = ProxyData({"image": train["image"], "text": texts})
+                largest_budget, memo = max((b for b in args.budgets if b < 1.0), default=None), {}
                 for budget in args.budgets:
                     for method in ([FULL] if budget >= 1.0 else args.methods):
-                        indices, select_s = select(pool, method, budget, seed)
+                        indices, select_s = select(pool, method, budget, seed, largest_budget, memo)
                         for heads in args.heads:
                             if heads != "mlp" and budget not in args.cross_budgets:
                                 continue
@@ -106,7 +128,8 @@ def _recalls(scores: dict[str, float]) -> dict[str, float]:
 
 
 def summarise(runs: list[dict]) -> str:
-    """Markdown: one row per (dataset, noise, heads, method), one column per budget, r_mean mean +- std."""
+    """Markdown: one row per (dataset, noise, heads, method), one column per budget, r_mean mean +- sample std
+    over seeds."""
     budgets = sorted({r["budget"] for r in runs if r["method"] not in ("untrained",)})
     keys = sorted({(r["dataset"], r["noise"], r["heads"], r["method"]) for r in runs if r["method"] != "untrained"},
                   key=lambda k: (k[0], k[1], k[2], k[3] != "random", k[3]))
@@ -122,7 +145,8 @@ def summarise(runs: list[dict]) -> str:
                 cells.append("")
                 continue
             values = np.array([r["r_mean"] for r in group])
-            cells.append(f"{values.mean():.2f} ± {values.std():.2f}")
+            spread = values.std(ddof=1) if len(values) > 1 else 0.0  # sample std, as evaluate_coreset's verdict
+            cells.append(f"{values.mean():.2f} ± {spread:.2f}")
             mismatch.append(f"{np.mean([r['mismatched_selected'] for r in group]):.0f}/{group[0]['rows']}")
             times.append(np.mean([r["selection_s"] for r in group]))
         lines.append(f"| {dataset} | {noise:.0%} | {heads} | {method} | " + " | ".join(cells)
@@ -166,7 +190,7 @@ def main(argv=None) -> None:
     parser.add_argument("--budgets", nargs="+", type=float, default=[0.01, 0.05, 0.1, 0.2, 1.0])
     parser.add_argument("--methods", nargs="+", default=None,
                         help="default: every registered method; ablations as NAME:KEY=VALUE,... "
-                             "(e.g. cast:matching=false)")
+                             "(e.g. cast:matching=false); NAME@P selects in P partitions on Ray (kcenter@4)")
     parser.add_argument("--noise", nargs="+", type=float, default=[0.0, 0.2, 0.5])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--heads", nargs="+", default=["mlp", "linear"], choices=["mlp", "linear"])

@@ -20,7 +20,6 @@ BEATS, NO_BETTER, WORSE = "beats random", "no better than random", "worse than r
 UNDECIDED = "undecided (one seed gives no spread: use 2 or more)"
 MARGIN_IN_STDS = 2.0
 FORMAT = "hf_coreset.CoresetReport/1"
-REPORT_FILES = ("report.md", "report.json", "report.png")
 
 
 @dataclass
@@ -219,11 +218,15 @@ class CoresetReport:
             Path(path).write_bytes(png)
         return png
 
+    def files(self) -> dict[str, bytes]:
+        """``report.md``, ``report.json`` and ``report.png``, rendered: ``{file name: content}``."""
+        return {"report.md": self.to_markdown().encode(), "report.json": self.to_json(indent=1).encode(),
+                "report.png": self.plot()}
+
     def save(self, folder: str | Path) -> Path:
-        """Write ``report.md``, ``report.json`` and ``report.png`` into ``folder`` (created if needed)."""
+        """Write :meth:`files` into ``folder`` (created if needed); return the folder."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "report.md").write_text(self.to_markdown(), encoding="utf-8")
-        (folder / "report.json").write_text(self.to_json(indent=1), encoding="utf-8")
-        self.plot(folder / "report.png")
+        for name, content in self.files().items():
+            (folder / name).write_bytes(content)
         return folder

@@ -21,7 +21,7 @@ import tempfile
 import urllib.parse
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,8 @@ from ..result import SelectionResult, get_selection_result
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitInfo, HfApi
+
+    from ..evaluation import CoresetReport
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ CATEGORY_COLUMN_NAMES = ("category", "categories", "label", "labels", "class", "
 IMAGE_DIR = "images"
 IMAGE_PREFIX = "coreset_"
 SELECTION_FILENAME = "coreset_selection.json"
+QUALITY_FILENAME = "coreset_quality.json"
+QUALITY_IMAGE = f"{IMAGE_DIR}/{IMAGE_PREFIX}quality.png"
 DATA_DIR = "data"
 PROTECTED_FILES = (".gitattributes",)  # files a fresh Hub repo starts with; a repo holding only these is "empty"
 # Characters Markdown or HTML read as markup inside a line: code, emphasis, links, tags, entities, table cells.
@@ -111,6 +115,7 @@ def push_to_hub(
     source: datasets.Dataset | None = None,
     source_id: str | None = None,
     benchmark_figures: Mapping[str, str | Path | bytes] | None = None,
+    report: CoresetReport | None = None,
     max_shard_size: int | str = "500MB",
 ) -> CommitInfo:
     """Upload a coreset as a Hub dataset repo: parquet shards, a dataset card and its figures, in ONE commit.
@@ -134,6 +139,9 @@ def push_to_hub(
         source: the full source dataset, to compare its composition with the coreset's.
         source_id: the source's Hub id (``"owner/name"`` or ``"owner/name@revision"``), for ``source_datasets``.
         benchmark_figures: ``{title: PNG path or bytes}`` shown under "Benchmarks".
+        report: the :class:`~hf_coreset.CoresetReport` of ``hf_coreset.evaluate_coreset`` on this coreset: the card
+            gets a "Quality check" section (verdict, table, bar chart) and the report goes up as
+            ``coreset_quality.json``.
         max_shard_size: largest parquet shard (``"500MB"``, or bytes), as in ``datasets``.
 
     Returns:
@@ -156,7 +164,7 @@ def push_to_hub(
         shards = _write_parquet_shards(coreset, Path(staging), split, max_shard_size)
         card = render_dataset_card(
             coreset, repo_id, category_column=category_column, source=source, source_id=source_id,
-            benchmark_figures=benchmark_figures, split=split, result=result,
+            benchmark_figures=benchmark_figures, split=split, result=result, report=report,
             download_size=sum(path.stat().st_size for path in shards.values()),
         )
         api = HfApi(token=token, library_name="hf-coreset")
@@ -167,6 +175,9 @@ def push_to_hub(
             CommitOperationAdd(path_in_repo=SELECTION_FILENAME, path_or_fileobj=result.to_json(indent=1).encode()),
             CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.text.encode("utf-8")),
         ]
+        if report is not None:
+            additions.append(CommitOperationAdd(path_in_repo=QUALITY_FILENAME,
+                                                path_or_fileobj=report.to_json(indent=1).encode()))
         deletions = _stale_files(existing, keep={op.path_in_repo for op in additions}, split=split)
         message = commit_message or (
             f"Upload {result.provenance.get('method', 'hf-coreset')} coreset "
@@ -189,6 +200,7 @@ def render_dataset_card(
     benchmark_figures: Mapping[str, str | Path | bytes] | None = None,
     split: str | None = None,
     result: SelectionResult | None = None,
+    report: CoresetReport | None = None,
     download_size: int | None = None,
 ) -> CoresetCard:
     """Render the dataset card of a coreset (README.md text and PNG figures), without touching the network.
@@ -211,6 +223,8 @@ def render_dataset_card(
     column = _find_category_column(coreset, category_column)
     if column is not None:
         images[f"{IMAGE_DIR}/{IMAGE_PREFIX}composition.png"] = _composition_png(coreset, column, source)
+    if report is not None:
+        images[QUALITY_IMAGE] = report.plot()
     benchmarks = _benchmark_images(benchmark_figures or {})
     images.update({path: png for path, (_, png) in benchmarks.items()})
     fields = _card_fields(coreset, result, split, source_id)
@@ -222,6 +236,7 @@ def render_dataset_card(
         score_section=_score_section(result),
         composition_section=_composition_section(column, source),
         benchmark_section=_benchmark_section(benchmarks),
+        quality_section=_quality_section(report),
     )
     return CoresetCard(text=_template("dataset_card.md").substitute(fields), images=images)
 
@@ -683,6 +698,18 @@ def _composition_section(column: str | None, source: datasets.Dataset | None) ->
     against = " against the source dataset" if source is not None else ""
     figure = f"![Share of rows per {markdown_text(column)}]({IMAGE_DIR}/{IMAGE_PREFIX}composition.png)"
     return f"{figure}\n\nShare of rows per {markdown_code(column)}{against}."
+
+
+def _quality_section(report: CoresetReport | None) -> str:
+    if report is None:
+        return ""
+    if report.method:  # a registered method's name is the user's text: keep it literal in the table
+        report = replace(report, method=markdown_text(report.method))
+    caption = f"{report.metric} of the coreset, of random subsets of the same size and of the full pool"
+    figure = f"![{caption}]({QUALITY_IMAGE})"
+    return (f"\n## Quality check\n\nDoes training on this coreset beat training on a random subset of the same "
+            f"size? Measured with `hf_coreset.evaluate_coreset` on rows held out before the selection.\n\n"
+            f"{report.to_markdown()}\n{figure}\n\nEvery run's scores: [`{QUALITY_FILENAME}`]({QUALITY_FILENAME}).\n")
 
 
 def _benchmark_section(benchmarks: Mapping[str, tuple[str, bytes]]) -> str:

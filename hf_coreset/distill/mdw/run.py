@@ -8,6 +8,7 @@ import datasets
 import numpy as np
 
 from ...errors import BadFeaturesError, CoresetInputError
+from ...result import library_versions
 from ...validation import check_columns_exist
 from ..result import DistillationResult
 from .config import MDWConfig
@@ -40,7 +41,7 @@ def run_mdw(dataset: datasets.Dataset, num_pairs: int, config: MDWConfig, *, spa
             "image_network": None if image_network is None else _name_of(image_network),
             "correspondence": "P = diag(correspondence_diag) + correspondence_left @ correspondence_right.T; "
                               "targets: row softmax (image->text), column softmax (text->image)",
-            "timings": diagnostics["timings"], "library_versions": _library_versions(),
+            "timings": diagnostics["timings"], "library_versions": library_versions(),
         },
     )
     return to_dataset(synthetic, pixels=space == "pixels", result=result,
@@ -77,8 +78,3 @@ def _check_num_pairs(num_pairs, n_rows: int) -> None:
 def _name_of(factory) -> str:
     return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', type(factory).__name__)}"
 
-
-def _library_versions() -> dict:
-    from ...api import _library_versions as versions
-
-    return versions()

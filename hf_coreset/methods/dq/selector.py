@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 from tqdm.auto import tqdm
 
+from ...budget import proportional_counts
 from ...selector import EmbeddingSelector, FeatureSet
 from ...vectors import l2_normalize
 
@@ -84,15 +85,6 @@ def graphcut_bins(x: np.ndarray, num_bins: int, graphcut_lambda: float = 1.0, sh
     return bins, gains
 
 
-def per_bin_counts(sizes: np.ndarray, budget: int) -> np.ndarray:
-    """How many rows to draw from each bin: ``budget / N`` of each, rounded by largest remainder."""
-    exact = sizes * (budget / sizes.sum())
-    counts = np.floor(exact).astype(np.int64)
-    shortfall = budget - counts.sum()
-    counts[np.argsort(-(exact - counts), kind="stable")[:shortfall]] += 1
-    return counts
-
-
 class DQSelector(EmbeddingSelector):
     """Dataset Quantization: GraphCut bins over the whole pool, then a uniform draw inside every bin.
 
@@ -107,7 +99,7 @@ class DQSelector(EmbeddingSelector):
         bins, gains = graphcut_bins(x, self.config.num_bins, self.config.graphcut_lambda,
                                     show_progress=len(x) > 5000)
         sizes = np.array([len(b) for b in bins])
-        counts = per_bin_counts(sizes, budget)
+        counts = proportional_counts(sizes, budget)
         rng = self.make_rng()
         indices, scores, bin_of = [], [], []
         for bin_id, (members, member_gains, count) in enumerate(zip(bins, gains, counts)):

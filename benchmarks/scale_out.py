@@ -1,0 +1,343 @@
+"""Past one machine: the Ray engine on a million CLIP-sized pairs, and the price of partitioning.
+
+Commands (each measurement under the team lock ``flock /tmp/hf_heavy.lock``, one at a time):
+
+    python -m benchmarks.scale_out generate          # 1,000,000 rows -> ~/.cache/hf_coreset/bench/scale_out_1m
+    python -m benchmarks.scale_out ray --method herding   # item 3: one method, Ray engine, 2 workers
+    python -m benchmarks.scale_out local --method herding --rows 100000   # the single-process path at a size
+    python -m benchmarks.scale_out price --rows 100000 --methods kcenter herding facility_location
+    python -m benchmarks.scale_out table                          # the tables of every run recorded so far
+
+Data (``generate``): ``--rows`` pairs of a 512-d "image" and a 512-d "text" vector, float16, in parquet files of
+100,000 rows with row groups of 50,000 (one Ray shard per row group). Both vectors of a row come from the same
+point of a 32-d latent Gaussian mixture (1,000 clusters), each mapped to 512-d by its own random linear map,
+plus noise and a common offset (CLIP embeddings are not centred): low intrinsic dimension and shared
+image-text structure, like encoder outputs.
+
+Memory (``ray`` and ``local``): a thread samples every 0.5 s the driver and all its descendant processes
+(Ray's gcs_server, raylet with the object store, workers, agents) with psutil: the sum of their PSS
+(proportional set size: shared pages such as the object store are split among the processes mapping them,
+so the sum is the memory really used) and the sum of their RSS (counts shared pages once per process: an upper
+bound). The peak of each sum and each process kind's own peak are reported. ``local`` also reports
+``/usr/bin/time -v``'s maximum resident set of its one process.
+
+Each run appends one JSON record to ``benchmarks/results/scale_out.json``; ``table`` prints the Markdown tables
+(also written to ``benchmarks/results/scale_out.md``) with the command of every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RECORDS = RESULTS / "scale_out.json"
+DEFAULT_DATA = Path.home() / ".cache" / "hf_coreset" / "bench" / "scale_out_1m"
+COLUMNS = ["image_emb", "text_emb"]
+FILE_ROWS, GROUP_ROWS, DIM, LATENT, CLUSTERS = 100_000, 50_000, 512, 32, 1000
+
+
+# --- data ------------------------------------------------------------------------------------------------------
+
+def synthetic_pairs(start: int, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Rows ``start .. start + n - 1`` of the synthetic pair set (each chunk seeded by its start row)."""
+    structure = np.random.default_rng(seed)
+    centres = structure.normal(size=(CLUSTERS, LATENT)).astype(np.float32)
+    maps = {c: (structure.standard_normal((LATENT, DIM), dtype=np.float32) / np.sqrt(LATENT)) for c in COLUMNS}
+    offsets = {c: structure.normal(size=DIM).astype(np.float32) for c in COLUMNS}
+    rng = np.random.default_rng([seed, start])
+    latent = centres[rng.integers(CLUSTERS, size=n)] + 0.5 * rng.standard_normal((n, LATENT), dtype=np.float32)
+    return {c: (latent @ maps[c] + offsets[c] + 0.3 * rng.standard_normal((n, DIM), dtype=np.float32))
+            .astype(np.float16) for c in COLUMNS}
+
+
+def generate(rows: int, out: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out.mkdir(parents=True, exist_ok=True)
+    for start in range(0, rows, FILE_ROWS):
+        path = out / f"part-{start // FILE_ROWS:05d}.parquet"
+        if path.exists():
+            continue
+        n = min(FILE_ROWS, rows - start)
+        pairs = synthetic_pairs(start, n)
+        table = pa.table({c: pa.FixedSizeListArray.from_arrays(pa.array(pairs[c].ravel()), DIM) for c in COLUMNS})
+        pq.write_table(table, str(path) + ".tmp", row_group_size=GROUP_ROWS)
+        os.replace(str(path) + ".tmp", path)  # a killed run leaves no half-written file
+        print(f"wrote {path} ({n} rows)", flush=True)
+
+
+# --- memory of a process tree ----------------------------------------------------------------------------------
+
+class TreeMemory:
+    """Samples the PSS and RSS of this process and all its descendants every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.5):
+        import psutil
+
+        self.root, self.interval = psutil.Process(), interval
+        self.peak_pss = self.peak_rss = 0
+        self.per_kind: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def sample(self):
+        import psutil
+
+        total_pss = total_rss = 0
+        for process in [self.root, *self.root.children(recursive=True)]:
+            try:
+                info = process.memory_full_info()
+                kind = _kind(process)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            total_pss, total_rss = total_pss + info.pss, total_rss + info.rss
+            self.per_kind[kind] = max(self.per_kind.get(kind, 0), info.pss)
+        self.peak_pss, self.peak_rss = max(self.peak_pss, total_pss), max(self.peak_rss, total_rss)
+
+
+def _kind(process) -> str:
+    if process.pid == os.getpid():
+        return "driver"
+    name = " ".join(process.cmdline()[:3])
+    for kind in ("gcs_server", "raylet", "dashboard", "runtime_env", "log_monitor", "monitor.py"):
+        if kind in name:
+            return kind
+    return "worker" if "default_worker" in name or process.name().startswith("ray::") else process.name()
+
+
+GIB = 2**30
+
+
+# --- runs ------------------------------------------------------------------------------------------------------
+
+def run_ray(args) -> dict:
+    import ray
+
+    from hf_coreset.sharded import select_with_ray
+
+    with TreeMemory() as memory:
+        started = time.perf_counter()
+        ray.init(address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=int(args.object_store_gib * GIB),
+                 runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
+        result = select_with_ray(args.data, args.method, args.budget, embedding_columns=COLUMNS, seed=0,
+                                 num_workers=args.workers, rows_per_partition=args.rows_per_partition,
+                                 show_progress=False)
+        seconds = time.perf_counter() - started
+        memory.sample()
+        ray.shutdown()
+    provenance = result.provenance
+    return {"kind": "ray", "method": args.method, "rows": provenance["rows_in"], "budget": provenance["budget_rows"],
+            "workers": args.workers, "partitions": provenance["engine"]["num_partitions"], "seconds": seconds,
+            "stages_s": provenance["timings"], "peak_pss_gib": memory.peak_pss / GIB,
+            "peak_rss_sum_gib": memory.peak_rss / GIB,
+            "peak_pss_by_kind_gib": {k: v / GIB for k, v in sorted(memory.per_kind.items())},
+            "rows_per_s": provenance["rows_in"] / seconds, "unique": len(set(result.indices.tolist())),
+            "indices_sha": _digest(result.indices)}
+
+
+def run_local(args) -> dict:
+    """One process: the rows as a Dataset (the parquet files' first ``--rows``), ``select_coreset``."""
+    command = ["/usr/bin/time", "-v", sys.executable, "-m", "benchmarks.scale_out", "local-child",
+               "--method", args.method, "--rows", str(args.rows), "--budget", str(args.budget),
+               "--data", str(args.data)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    max_rss = next((int(line.split()[-1]) for line in done.stderr.splitlines() if "Maximum resident" in line), 0)
+    if done.returncode != 0:
+        return {"kind": "local", "method": args.method, "rows": args.rows, "failed": done.stderr[-1500:],
+                "max_rss_gib": max_rss * 1024 / GIB}
+    record = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**record, "max_rss_gib": max_rss * 1024 / GIB}
+
+
+def local_child(args) -> None:
+    import datasets
+    import pyarrow.parquet as pq
+
+    import hf_coreset
+
+    datasets.disable_progress_bars()
+    files = sorted(Path(args.data).glob("*.parquet"))
+    table = pq.read_table([str(f) for f in files][: -(-args.rows // FILE_ROWS)]).slice(0, args.rows)
+    dataset = datasets.Dataset(table)
+    with TreeMemory() as memory:
+        started = time.perf_counter()
+        core = hf_coreset.select_coreset(dataset, args.method, args.budget, embedding_columns=COLUMNS,
+                                         show_progress=False)
+        seconds = time.perf_counter() - started
+    result = hf_coreset.get_selection_result(core)
+    print(json.dumps({"kind": "local", "method": args.method, "rows": args.rows, "budget": len(result.indices),
+                      "seconds": seconds, "peak_pss_gib": memory.peak_pss / GIB, "rows_per_s": args.rows / seconds}))
+
+
+def run_price(args) -> list[dict]:
+    """Item 4: global vs partitioned selection on the same rows; the method's objective and the mean distance of
+    every row to its nearest selected row (both on the concat vectors the methods see)."""
+    import datasets
+    import pyarrow.parquet as pq
+    import ray
+
+    import hf_coreset
+    from hf_coreset.features.aggregate import aggregate_blocks
+    from hf_coreset.sharded import select_with_ray
+
+    datasets.disable_progress_bars()
+    files = sorted(str(f) for f in Path(args.data).glob("*.parquet"))
+    table = pq.read_table(files[: -(-args.rows // FILE_ROWS)]).slice(0, args.rows)
+    dataset = datasets.Dataset(table)
+    x = aggregate_blocks({c: np.asarray(table.column(c).combine_chunks().flatten()).reshape(args.rows, DIM)
+                          for c in COLUMNS}, "concat")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
+    records = []
+    for method in args.methods:
+        for partitions in (1, args.partitions):
+            started = time.perf_counter()
+            if partitions == 1:
+                core = hf_coreset.select_coreset(dataset, method, args.budget, embedding_columns=COLUMNS,
+                                                 show_progress=False)
+                indices = hf_coreset.get_selection_result(core).indices
+            else:
+                indices = select_with_ray(dataset, method, args.budget, embedding_columns=COLUMNS, num_workers=2,
+                                          num_partitions=partitions, show_progress=False).indices
+            seconds = time.perf_counter() - started
+            records.append({"kind": "price", "method": method, "rows": args.rows, "budget": len(indices),
+                            "partitions": partitions, "seconds": seconds, **objectives(method, x, indices)})
+            print(json.dumps(records[-1]), flush=True)
+    ray.shutdown()
+    return records
+
+
+def objectives(method: str, x: np.ndarray, indices: np.ndarray, block: int = 8192) -> dict:
+    """Mean and max distance of every row to its nearest pick, the picks' mean gap and the dense facility-location
+    value ``mean_i max_j cos(x_i, x_j)^2`` (on unit-normalised rows)."""
+    from hf_coreset.vectors import l2_normalize
+
+    picked = x[indices]
+    picked_sq = np.einsum("ij,ij->i", picked, picked)
+    unit, unit_picked = l2_normalize(x), l2_normalize(picked)
+    nearest, best_cos2 = np.empty(len(x)), np.empty(len(x))
+    for start in range(0, len(x), block):
+        rows = x[start : start + block]
+        squared = np.einsum("ij,ij->i", rows, rows)[:, None] - 2 * rows @ picked.T + picked_sq
+        nearest[start : start + block] = np.sqrt(np.maximum(squared.min(axis=1), 0))
+        best_cos2[start : start + block] = ((unit[start : start + block] @ unit_picked.T) ** 2).max(axis=1)
+    return {"mean_nearest": float(nearest.mean()), "covering_radius": float(nearest.max()),
+            "mean_gap": float(np.linalg.norm(picked.mean(axis=0) - x.mean(axis=0))),
+            "facility_location": float(best_cos2.mean())}
+
+
+# What each method optimises, as measured by ``objectives`` (None: no single objective).
+OBJECTIVE = {"kcenter": ("covering_radius", "lower"), "herding": ("mean_gap", "lower"),
+             "facility_location": ("facility_location", "higher"), "dq": None, "cast": None}
+
+
+def _digest(indices: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:12]
+
+
+# --- tables ----------------------------------------------------------------------------------------------------
+
+def tables(records: list[dict]) -> str:
+    lines = ["## Ray engine (item 3)", "",
+             "| method | rows | budget | workers | partitions | time (s) | rows/s | peak PSS, all processes (GiB) "
+             "| peak RSS sum (GiB) | peak PSS by process kind (GiB) | command |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    for r in records:
+        if r["kind"] == "ray":
+            kinds = ", ".join(f"{k} {v:.2f}" for k, v in r["peak_pss_by_kind_gib"].items() if v > 0.05)
+            lines.append(f"| {r['method']} | {r['rows']:,} | {r['budget']:,} | {r['workers']} | {r['partitions']} "
+                         f"| {r['seconds']:.0f} | {r['rows_per_s']:,.0f} | {r['peak_pss_gib']:.2f} "
+                         f"| {r['peak_rss_sum_gib']:.2f} | {kinds} | `{r['command']}` |")
+    lines += ["", "## Single process (item 3)", "",
+              "| method | rows | time (s) | rows/s | max RSS, /usr/bin/time (GiB) | command |",
+              "|---|---:|---:|---:|---:|---|"]
+    for r in records:
+        if r["kind"] == "local":
+            cells = ("failed", "", f"{r['max_rss_gib']:.2f}") if "failed" in r else (
+                f"{r['seconds']:.0f}", f"{r['rows_per_s']:,.0f}", f"{r['max_rss_gib']:.2f}")
+            lines.append(f"| {r['method']} | {r['rows']:,} | {' | '.join(cells)} | `{r['command']}` |")
+    lines += ["", "## Price of partitioning (item 4)", "",
+              "| method | rows | budget | partitions | time (s) | objective (what it optimises) | ratio to global "
+              "| mean distance to nearest pick | ratio to global | command |",
+              "|---|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+    prices = [r for r in records if r["kind"] == "price"]
+    for r in prices:
+        glob = next((g for g in prices if g["method"] == r["method"] and g["rows"] == r["rows"]
+                     and g["partitions"] == 1), r)
+        target = OBJECTIVE.get(r["method"])
+        objective = ("n/a (no single objective)", "") if not target else (
+            f"{target[0]} {r[target[0]]:.4f} ({target[1]} is better)", f"{r[target[0]] / glob[target[0]]:.3f}")
+        lines.append(f"| {r['method']} | {r['rows']:,} | {r['budget']:,} | {r['partitions']} | {r['seconds']:.0f} "
+                     f"| {objective[0]} | {objective[1]} | {r['mean_nearest']:.4f} "
+                     f"| {r['mean_nearest'] / glob['mean_nearest']:.3f} | `{r['command']}` |")
+    return "\n".join(lines)
+
+
+def record(entries: list[dict], command: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    saved = json.loads(RECORDS.read_text()) if RECORDS.exists() else []
+    saved += [{**entry, "command": command} for entry in entries]
+    RECORDS.write_text(json.dumps(saved, indent=1))
+    (RESULTS / "scale_out.md").write_text(tables(saved) + "\n")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["generate", "ray", "local", "local-child", "price", "table"])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--method", default="herding")
+    parser.add_argument("--methods", nargs="+", default=["kcenter", "herding", "facility_location"])
+    parser.add_argument("--budget", type=float, default=0.01)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rows-per-partition", type=int, default=20_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--object-store-gib", type=float, default=4.0)
+    args = parser.parse_args(argv)
+    command = "python -m benchmarks.scale_out " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.command == "generate":
+        generate(args.rows, args.data)
+    elif args.command == "ray":
+        entry = run_ray(args)
+        print(json.dumps(entry))
+        record([entry], command)
+    elif args.command == "local":
+        entry = run_local(args)
+        print(json.dumps(entry))
+        record([entry], command)
+    elif args.command == "local-child":
+        local_child(args)
+    elif args.command == "price":
+        record(run_price(args), command)
+    if args.command != "local-child":
+        print(tables(json.loads(RECORDS.read_text())) if RECORDS.exists() else "no runs recorded yet")
+
+
+if __name__ == "__main__":
+    main()

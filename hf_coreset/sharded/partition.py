@@ -1,0 +1,71 @@
+"""Partitioning the rows of a sharded selection, and putting the partitions' picks back together.
+
+Nothing here depends on the engine or on the number of workers: the sample is drawn from the seed, the
+k-means runs in one process on that sample, each row goes to its nearest centre, and each partition gets a
+seed of its own derived from ``(seed, partition)``. Any number of workers therefore computes the same
+partitions, budgets and picks.
+
+The vector that decides a row's partition is the ``concat`` aggregation (each modality block L2-normalised,
+then concatenated), whatever the method's own aggregation: partitions follow where rows lie in every
+modality.
+
+Example:
+    >>> rng = np.random.default_rng(0)
+    >>> blocks = {"img": rng.normal(size=(300, 8)), "txt": rng.normal(size=(300, 4))}
+    >>> vectors = partition_vectors(blocks)
+    >>> centres = fit_partitions(vectors[sample_rows(300, 100, seed=0)], 3, seed=0)
+    >>> np.bincount(assign_partitions(vectors, centres), minlength=3).sum()
+    np.int64(300)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..vectors import l2_normalize
+
+
+def sample_rows(n_rows: int, sample_size: int, seed: int) -> np.ndarray:
+    """``min(sample_size, n_rows)`` distinct row indices, sorted, drawn uniformly from ``seed``."""
+    if sample_size >= n_rows:
+        return np.arange(n_rows)
+    return np.sort(np.random.default_rng([seed, 0x5A4D]).choice(n_rows, size=sample_size, replace=False))
+
+
+def partition_vectors(blocks: dict[str, np.ndarray]) -> np.ndarray:
+    """Float32 rows: each block L2-normalised, then concatenated (the ``concat`` aggregation)."""
+    return np.concatenate([l2_normalize(np.asarray(b, dtype=np.float32)) for b in blocks.values()], axis=1)
+
+
+def fit_partitions(sample: np.ndarray, num_partitions: int, seed: int) -> np.ndarray:
+    """``(num_partitions, D)`` k-means centres of the sample (scikit-learn, k-means++ from ``seed``)."""
+    from sklearn.cluster import KMeans
+
+    num_partitions = min(num_partitions, len(sample))
+    if num_partitions == 1:
+        return sample.mean(axis=0, keepdims=True)
+    kmeans = KMeans(n_clusters=num_partitions, n_init=3, random_state=seed).fit(sample)
+    return kmeans.cluster_centers_.astype(np.float32)
+
+
+def assign_partitions(vectors: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre (Euclidean) of every row."""
+    half_norms = 0.5 * np.einsum("ij,ij->i", centres, centres)
+    return np.argmax(vectors @ centres.T - half_norms, axis=1).astype(np.int32)
+
+
+def partition_seed(seed: int, partition: int) -> int:
+    """The seed the method gets in ``partition``: one stream per partition, fixed by ``(seed, partition)``."""
+    return int(np.random.SeedSequence([seed, partition]).generate_state(1)[0])
+
+
+def interleave(shares: list[int]) -> list[tuple[int, int]]:
+    """``(partition, rank)`` of every pick in the merged pick order.
+
+    Partitions take turns in proportion to their share (pick r of a partition with share s comes at
+    ``(r + 0.5) / s``), so any prefix of the merged order is close to a proportional sample of the
+    partitions' own pick orders.
+    """
+    keys = [((rank + 0.5) / share, partition, rank) for partition, share in enumerate(shares)
+            for rank in range(share)]
+    return [(partition, rank) for _, partition, rank in sorted(keys)]

@@ -1,0 +1,351 @@
+"""Sharded selection on Ray: vectors that do not fit one process, on one machine or a cluster.
+
+Stages (each a set of Ray tasks, at most ``num_workers`` running at a time; the driver holds only small
+things: the shard list, a sample, the k-means centres, partition sizes and the picks):
+
+1. **sample**: each shard task reads its shard and returns the partition vectors of the sampled rows
+   (``sample_size`` rows drawn uniformly from the seed).
+2. **partition**: k-means on the sample in the driver (``num_partitions`` centres, scikit-learn); then each
+   shard task reads its shard again, assigns every row to its nearest centre and returns one piece per
+   partition (the rows' embedding columns as stored, e.g. float16, and their row numbers) into Ray's
+   object store, plus the count per partition.
+3. **budget**: ``budget_split="proportional"`` gives partition p ``budget * n_p / N`` rows (largest
+   remainder); ``"equal"`` gives every partition the same count, and a partition smaller than its share
+   gives all its rows, the rest going to the others (:mod:`hf_coreset.budget`).
+4. **select**: one task per partition gathers its pieces (in shard order, so rows stay in row order), runs
+   the registered method on them with the seed ``partition_seed(seed, p)`` and returns its picks.
+5. **merge**: the partitions' picks are interleaved in proportion to their shares
+   (:func:`~hf_coreset.sharded.partition.interleave`) into one :class:`~hf_coreset.SelectionResult`.
+
+Where a method has an exact sharded form it is used instead (ScalSelect: :mod:`.exact`), and methods that
+need no features (``random``) select in the driver from the row count alone; both give the single-process
+indices. Nothing in the result depends on the number of workers: shards, sample, centres, partition seeds
+and merge order are fixed by the data and the seed.
+
+A task whose worker process dies is retried (``max_retries``) by Ray; one that still fails, or raises,
+stops the selection with :class:`~hf_coreset.errors.CoresetEngineError` naming the shard or partition
+(an input error inside a task, e.g. a NaN vector, is raised as itself, naming the row).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..budget import BUDGET_SPLITS, split_budget
+from ..config import check_choice, check_positive
+from ..errors import CoresetEngineError, CoresetInputError
+from ..registry import get_method
+from ..result import SelectionResult
+from ..selector import FeatureSet
+from ..validation import resolve_budget
+from . import exact
+from .partition import assign_partitions, fit_partitions, interleave, partition_seed, partition_vectors, sample_rows
+from .sources import check_embedding_columns, open_source
+
+RAY_HINT = 'the Ray engine needs Ray: pip install "hf-coreset[ray]"'
+
+
+def select_with_ray(
+    data: Any,
+    method: str,
+    budget: int | float,
+    *,
+    embedding_columns: list[str],
+    seed: int = 0,
+    num_workers: int | None = None,
+    num_partitions: int | None = None,
+    rows_per_partition: int = 20_000,
+    budget_split: str = "proportional",
+    sample_size: int | None = None,
+    shard_rows: int = 65_536,
+    max_retries: int = 3,
+    show_progress: bool = True,
+    **method_options: Any,
+) -> SelectionResult:
+    """Select ``budget`` rows of ``data`` with ``method``, shard by shard and partition by partition, on Ray.
+
+    Args:
+        data: a ``datasets.Dataset``, or parquet files (a folder, a file or a list); indices number the rows
+            of the dataset, or of the sorted files one after the other.
+        method: any registered method that works on ``embedding_columns``.
+        budget: rows to keep, a count (int) or a fraction (float in (0, 1]).
+        embedding_columns: columns of precomputed vectors, one per modality.
+        seed: the same seed gives the same indices, whatever ``num_workers``.
+        num_workers: tasks running at once (default: the CPUs of the Ray cluster). Starts a local Ray
+            instance with that many CPUs if none is running; connect to a cluster first with ``ray.init``.
+        num_partitions: k-means partitions (default ``ceil(rows / rows_per_partition)``).
+        rows_per_partition: the partition size aimed at when ``num_partitions`` is not given; it bounds the
+            memory of one selection task (the method's own memory at that many rows).
+        budget_split: ``"proportional"`` (to partition size) or ``"equal"``.
+        sample_size: rows the k-means is fitted on (default ``max(10_000, 50 * num_partitions)``).
+        shard_rows: rows per shard of a ``Dataset`` (a parquet shard is one row group).
+        max_retries: how often Ray reruns a task whose worker process died.
+        show_progress: progress bars per stage.
+        **method_options: fields of the method's config.
+
+    Returns:
+        The :class:`~hf_coreset.SelectionResult`; its provenance holds ``engine`` (workers, partitions, their
+        sizes and budgets, retries) next to the usual fields.
+
+    Example:
+        >>> import datasets, numpy as np, ray
+        >>> from hf_coreset.sharded import select_with_ray
+        >>> rows = np.random.default_rng(0).normal(size=(400, 8)).tolist()
+        >>> ds = datasets.Dataset.from_dict({"emb": rows})
+        >>> ray.init(num_cpus=2, include_dashboard=False)                    # doctest: +SKIP
+        >>> result = select_with_ray(ds, "kcenter", 40, embedding_columns=["emb"],
+        ...                          rows_per_partition=100)                    # doctest: +SKIP
+        >>> len(result.indices), result.provenance["engine"]["num_partitions"]  # doctest: +SKIP
+        (40, 4)
+    """
+    started = time.perf_counter()
+    ray = _import_ray()
+    spec = get_method(method)
+    config = spec.build_config(seed, method_options)
+    _check_options(spec, config, num_workers, num_partitions, rows_per_partition, budget_split, sample_size,
+                   shard_rows, max_retries)
+    source = open_source(data, shard_rows)
+    shards = source.shards()
+    n_rows = sum(shard.num_rows for shard in shards)
+    n_budget = resolve_budget(budget, n_rows)
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=num_workers, include_dashboard=False, log_to_driver=False)
+    workers = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    tasks = _Tasks(ray, workers, max_retries, show_progress)
+    engine: dict[str, Any] = {"name": "ray", "ray_version": ray.__version__, "num_workers": workers,
+                              "shards": len(shards), "max_retries": max_retries}
+
+    if not spec.selector_class.needs_features:
+        # Nothing to read: the method draws from the row count alone, exactly as in one process.
+        selector = spec.selector_class(config).fit(FeatureSet(n_rows=n_rows), n_budget)
+        indices, scores, diagnostics = selector.indices_, selector.scores_, selector.diagnostics_
+        engine.update(strategy="driver (the method needs no features)", num_partitions=1)
+    else:
+        columns = check_embedding_columns(source, embedding_columns)
+        source_ref = ray.put(source)
+        if _is_scalselect(spec):
+            indices, scores, diagnostics = _exact_leverage(tasks, source_ref, shards, columns, config, n_budget)
+            engine.update(strategy="exact (covariance summed over shards, global top-M)", num_partitions=1)
+        else:
+            num_partitions = num_partitions or math.ceil(n_rows / rows_per_partition)
+            indices, scores, diagnostics, partitioning = _partitioned(
+                tasks, source_ref, shards, columns, spec, config, n_budget, num_partitions, budget_split,
+                sample_size or max(10_000, 50 * num_partitions))
+            engine.update(strategy="partitioned", **partitioning)
+    finished = time.perf_counter()
+    provenance = spec.provenance(
+        config, budget=budget, budget_rows=n_budget, rows_in=n_rows, rows_out=int(len(indices)), dropped={},
+        source_fingerprint=source.fingerprint(), source_split=None,
+        score_meaning=spec.selector_class.score_meaning
+        + (" (within the row's partition)" if engine["strategy"] == "partitioned" else ""),
+        timings={"total_s": finished - started, **tasks.timings}, extra_versions=("ray",), engine=engine,
+    )
+    return SelectionResult(indices=np.asarray(indices, dtype=np.int64), scores=np.asarray(scores, dtype=np.float64),
+                           diagnostics=diagnostics, provenance=provenance)
+
+
+def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num_partitions, budget_split,
+                 sample_size):
+    n_rows = sum(shard.num_rows for shard in shards)
+    sample = sample_rows(n_rows, sample_size, config.seed)
+    shard_names = _shard_names(shards)
+    sampled = tasks.map(_sample_shard, [(source_ref, shard, columns, _rows_in(sample, shard)) for shard in shards],
+                        stage="sample", names=shard_names)
+    centres = fit_partitions(np.concatenate(sampled), num_partitions, config.seed)
+    num_partitions = len(centres)
+    split = tasks.map(_split_shard, [(source_ref, shard, columns, centres) for shard in shards], stage="partition",
+                      names=shard_names, num_returns=num_partitions + 1)
+    pieces = [refs[:-1] for refs in split]  # pieces[shard][partition], left in the object store
+    sizes = np.sum([tasks.ray.get(refs[-1]) for refs in split], axis=0)
+    shares = split_budget(sizes, n_budget, budget_split)
+    jobs = [(spec, dataclasses.replace(config, seed=partition_seed(config.seed, p)), int(shares[p]),
+             *[shard_pieces[p] for shard_pieces in pieces]) for p in range(num_partitions) if shares[p]]
+    chosen = [p for p in range(num_partitions) if shares[p]]
+    del split, pieces  # the pieces of a partition leave the object store once its task is done
+    picks = tasks.map(_select_partition, jobs, stage="select",
+                      names=[f"partition {p} ({sizes[p]} rows, {shares[p]} picks)" for p in chosen])
+    by_partition = dict(zip(chosen, picks))
+    order = interleave([int(shares[p]) for p in chosen])
+    indices = np.array([by_partition[chosen[i]][0][rank] for i, rank in order], dtype=np.int64)
+    scores = np.array([by_partition[chosen[i]][1][rank] for i, rank in order], dtype=np.float64)
+    diagnostics = {"partitions": [{"partition": p, "rows": int(sizes[p]), "budget": int(shares[p]),
+                                   "seed": partition_seed(config.seed, p), **by_partition[p][2]} for p in chosen]}
+    partitioning = {"num_partitions": num_partitions, "partition_rows": sizes.tolist(),
+                    "partition_budgets": shares.tolist(), "budget_split": budget_split,
+                    "sample_rows": int(len(sample))}
+    return indices, scores, diagnostics, partitioning
+
+
+def _exact_leverage(tasks, source_ref, shards, columns, config, n_budget):
+    names = _shard_names(shards)
+    sums = tasks.map(_shard_column_sum, [(source_ref, shard, columns) for shard in shards], stage="mean", names=names)
+    mean = exact.merge_means(sums)
+    covariances = tasks.map(_shard_covariance, [(source_ref, shard, columns, mean, config.chunk_size)
+                                                for shard in shards], stage="covariance", names=names)
+    subspace = exact.dominant_subspace(sum(covariances), mean, sum(n for _, n in sums), config.rho)
+    candidates = tasks.map(_shard_top_leverage, [(source_ref, shard, columns, subspace, n_budget, config.chunk_size)
+                                                 for shard in shards], stage="score", names=names)
+    indices, scores = exact.merge_top(candidates, n_budget)
+    diagnostics = {"k": subspace.k, "rho": config.rho, "energy": subspace.energy,
+                   "leverage_mass": float(scores.sum() / subspace.k), "dim": int(len(mean))}
+    return indices, scores, diagnostics
+
+
+# --- task bodies (run in Ray workers; plain functions, so they are also easy to call directly) ---------------
+
+def _shard_names(shards) -> list[str]:
+    return [f"shard {shard.position} (rows {shard.start}-{shard.start + shard.num_rows - 1})" for shard in shards]
+
+
+def _read(source, shard, columns):
+    return source.read(shard, columns)
+
+
+def _rows_in(sample: np.ndarray, shard) -> np.ndarray:
+    low, high = np.searchsorted(sample, [shard.start, shard.start + shard.num_rows])
+    return sample[low:high] - shard.start
+
+
+def _sample_shard(source, shard, columns, positions):
+    blocks = _read(source, shard, columns)
+    return partition_vectors({c: block[positions] for c, block in blocks.items()})
+
+
+def _split_shard(source, shard, columns, centres):
+    blocks = _read(source, shard, columns)
+    labels = assign_partitions(partition_vectors(blocks), centres)
+    rows = shard.start + np.arange(shard.num_rows, dtype=np.int64)
+    pieces = []
+    for partition in range(len(centres)):
+        members = labels == partition
+        pieces.append({"rows": rows[members], **{c: block[members] for c, block in blocks.items()}})
+    return (*pieces, np.bincount(labels, minlength=len(centres)))
+
+
+def _select_partition(spec, config, share, *pieces):
+    rows = np.concatenate([piece["rows"] for piece in pieces])
+    columns = [c for c in pieces[0] if c != "rows"]
+    # The method sees float32 blocks, as from read_embedding_column in one process.
+    blocks = {c: np.concatenate([piece[c] for piece in pieces]).astype(np.float32) for c in columns}
+    selector = spec.selector_class(config).fit(FeatureSet(n_rows=len(rows), blocks=blocks), share)
+    return rows[selector.indices_], selector.scores_, selector.diagnostics_
+
+
+def _shard_column_sum(source, shard, columns):
+    return exact.column_sum(exact.representations(_read(source, shard, columns)))
+
+
+def _shard_covariance(source, shard, columns, mean, chunk_size):
+    return exact.centred_covariance(exact.representations(_read(source, shard, columns)), mean, chunk_size)
+
+
+def _shard_top_leverage(source, shard, columns, subspace, m, chunk_size):
+    x = exact.representations(_read(source, shard, columns))
+    return exact.top_leverage(x, subspace, m, shard.start, chunk_size)
+
+
+# --- running tasks ---------------------------------------------------------------------------------------------
+
+class _Tasks:
+    """Runs a task body over a list of argument tuples with at most ``num_workers`` tasks in flight; results come
+    back in list order. Records each stage's wall time. A task whose worker dies is rerun by Ray (``max_retries``)."""
+
+    def __init__(self, ray, num_workers: int, max_retries: int, show_progress: bool):
+        self.ray, self.num_workers, self.max_retries, self.show_progress = ray, num_workers, max_retries, show_progress
+        self.timings: dict[str, float] = {}
+
+    def map(self, body, jobs: list[tuple], *, stage: str, names: list[str], num_returns: int = 1) -> list:
+        """``body(*job)`` for every job (the list is emptied as the tasks start); with ``num_returns > 1`` the
+        results are the tasks' lists of object refs, of which only the last one is waited for."""
+        started = time.perf_counter()
+        remote = self.ray.remote(body).options(num_cpus=1, max_retries=self.max_retries, num_returns=num_returns,
+                                               name=f"hf_coreset.{stage}")
+        results: list = [None] * len(jobs)
+        waiting: dict = {}  # the ref that says a task is done -> its position
+        progress = tqdm(total=len(jobs), desc=f"Ray: {stage}", disable=not self.show_progress)
+        try:
+            for position in range(len(jobs)):
+                if len(waiting) >= self.num_workers:
+                    self._collect_one(waiting, results, names, num_returns, progress)
+                # Hand the arguments over: once the task is done, its input objects (a partition's pieces)
+                # can leave the object store.
+                args, jobs[position] = jobs[position], None
+                refs = remote.remote(*args)
+                del args
+                waiting[refs if num_returns == 1 else refs[-1]] = position
+                results[position] = refs
+            while waiting:
+                self._collect_one(waiting, results, names, num_returns, progress)
+        except BaseException:
+            for ref in waiting:  # stop what is still queued; a running task ends on its own (no worker kill)
+                self.ray.cancel(ref)
+            raise
+        finally:
+            progress.close()
+        self.timings[f"{stage}_s"] = time.perf_counter() - started
+        return results
+
+    def _collect_one(self, waiting, results, names, num_returns, progress):
+        (done,), _ = self.ray.wait(list(waiting), num_returns=1)
+        position = waiting.pop(done)
+        try:
+            value = self.ray.get(done)
+        except self.ray.exceptions.RayTaskError as err:
+            cause = getattr(err, "cause", None)
+            if isinstance(cause, CoresetInputError):
+                raise cause from None
+            raise CoresetEngineError(f"Ray task for {names[position]} failed: {err}") from err
+        except self.ray.exceptions.RayError as err:  # the worker died more often than max_retries allows
+            raise CoresetEngineError(
+                f"Ray task for {names[position]} was lost: its worker died {self.max_retries + 1} times "
+                f"({type(err).__name__}). Out of memory? Fewer rows per partition (rows_per_partition=) or fewer "
+                "workers lower the memory per task; max_retries= allows more retries. Nothing was selected."
+            ) from err
+        if num_returns == 1:
+            results[position] = value
+        progress.update(1)
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(RAY_HINT) from err
+    return ray
+
+
+def _is_scalselect(spec) -> bool:
+    from ..methods.scalselect import ScalSelectSelector
+
+    return issubclass(spec.selector_class, ScalSelectSelector)
+
+
+def _check_options(spec, config, num_workers, num_partitions, rows_per_partition, budget_split, sample_size,
+                   shard_rows, max_retries) -> None:
+    for name, value in (("num_workers", num_workers), ("num_partitions", num_partitions),
+                        ("sample_size", sample_size)):
+        if value is not None:
+            check_positive(name, value)
+    check_positive("rows_per_partition", rows_per_partition)
+    check_positive("shard_rows", shard_rows)
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise CoresetInputError(f"max_retries must be a non-negative int, got {max_retries!r}.")
+    check_choice("budget_split", budget_split, BUDGET_SPLITS)
+    live = [name for name in config.object_fields if getattr(config, name, None) is not None]
+    if live:
+        raise CoresetInputError(
+            f"method={spec.name!r} with {', '.join(live)} computes its own features from the rows; the Ray "
+            "engine reads precomputed embedding_columns. Compute the representations first (e.g. under "
+            "accelerate launch) and select on them, or select in one process."
+        )
+    if getattr(config, "group_column", None) is not None:
+        raise CoresetInputError(
+            f"group_column is not supported by the Ray engine: groups could span partitions. Select "
+            f"method={spec.name!r} with groups in one process, or give one row per group."
+        )

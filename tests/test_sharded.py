@@ -1,0 +1,212 @@
+"""The Ray engine on a local Ray instance (2 CPUs): determinism across worker counts, exact budgets, small
+partitions, worker deaths, input errors, the exact ScalSelect form and the parquet source.
+
+One Ray instance serves the whole module (starting Ray takes seconds); it is shut down at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import ray
+
+import hf_coreset
+from hf_coreset import SelectionConfig, Selector
+from hf_coreset.errors import BadFeaturesError, CoresetEngineError, CoresetInputError
+from hf_coreset.registry import _REGISTRY
+from hf_coreset.sharded import interleave, partition_seed, select_with_ray
+
+REPO_ROOT = str(Path(__file__).resolve().parents[1])
+COLUMNS = ["img_emb", "txt_emb"]
+SMALL = {"rows_per_partition": 200, "shard_rows": 128, "show_progress": False}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    # Workers import this checkout (and this test module, for the methods registered below).
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}})
+    yield
+    ray.shutdown()
+
+
+def clustered_dataset(n_rows: int = 600, seed: int = 0) -> datasets.Dataset:
+    """Rows around 6 centres (image 16-d, text 8-d), in shuffled order."""
+    rng = np.random.default_rng(seed)
+    label = rng.integers(6, size=n_rows)
+    image = rng.normal(size=(6, 16))[label] + 0.3 * rng.normal(size=(n_rows, 16))
+    text = rng.normal(size=(6, 8))[label] + 0.3 * rng.normal(size=(n_rows, 8))
+    return datasets.Dataset.from_dict({"img_emb": image.astype(np.float32).tolist(),
+                                       "txt_emb": text.astype(np.float16).tolist(), "row": list(range(n_rows))})
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return clustered_dataset()
+
+
+@pytest.mark.parametrize("method", ["kcenter", "herding", "dq", "facility_location"])
+def test_one_and_two_workers_give_the_same_indices_and_the_exact_budget(pool, method):
+    one = select_with_ray(pool, method, 61, embedding_columns=COLUMNS, seed=3, num_workers=1, **SMALL)
+    two = select_with_ray(pool, method, 61, embedding_columns=COLUMNS, seed=3, num_workers=2, **SMALL)
+    np.testing.assert_array_equal(one.indices, two.indices)
+    np.testing.assert_array_equal(one.scores, two.scores)
+    assert len(two.indices) == len(set(two.indices.tolist())) == 61
+    assert 0 <= two.indices.min() and two.indices.max() < pool.num_rows
+    engine = two.provenance["engine"]
+    assert engine["num_workers"] == 2 and one.provenance["engine"]["num_workers"] == 1
+    assert engine["num_partitions"] == 3 and sum(engine["partition_rows"]) == 600
+    assert sum(engine["partition_budgets"]) == 61
+    # Each partition contributed its budget, with its own seed.
+    for partition in two.diagnostics["partitions"]:
+        assert partition["seed"] == partition_seed(3, partition["partition"])
+        assert partition["budget"] == engine["partition_budgets"][partition["partition"]]
+
+
+def test_a_partition_smaller_than_its_share_gives_all_its_rows():
+    # One tight cluster of 295 rows and 5 rows on the opposite side: two partitions, and an equal split
+    # asks 20 rows of the 5-row partition.
+    rng = np.random.default_rng(1)
+    centre = rng.normal(size=(1, 16))
+    side = np.where(np.arange(300)[:, None] < 295, 1.0, -1.0)
+    vectors = side * centre + 0.3 * rng.normal(size=(300, 16))
+    data = datasets.Dataset.from_dict({"img_emb": vectors.tolist(), "txt_emb": vectors[:, :8].tolist()})
+    result = select_with_ray(data, "kcenter", 40, embedding_columns=COLUMNS, num_partitions=2, budget_split="equal",
+                             **SMALL)
+    engine = result.provenance["engine"]
+    assert sorted(engine["partition_rows"]) == [5, 295]
+    assert sorted(engine["partition_budgets"]) == [5, 35]
+    assert set(range(295, 300)) <= set(result.indices.tolist())  # the whole small partition
+    assert len(set(result.indices.tolist())) == 40
+
+
+@dataclass
+class CrashingConfig(SelectionConfig):
+    """``crash="once"``: the first task to run creates ``marker`` and kills its worker; ``"always"``: every
+    task kills its worker."""
+
+    marker: str = ""
+    crash: str = "once"
+
+
+class CrashingSelector(Selector):
+    """Picks the first rows of its partition, after maybe killing the worker process it runs in."""
+
+    def _select(self, features, budget):
+        if self.config.crash == "always" or not os.path.exists(self.config.marker):
+            Path(self.config.marker).touch()
+            os._exit(1)  # a worker death, as from the kernel's OOM killer: no exception reaches Ray
+        return np.arange(budget), np.zeros(budget), {}
+
+
+@pytest.fixture
+def crashing_method():
+    hf_coreset.register_method("crashing", CrashingConfig, CrashingSelector)
+    yield "crashing"
+    del _REGISTRY["crashing"]
+
+
+def test_a_worker_that_dies_is_retried_and_nothing_is_lost(pool, crashing_method, tmp_path):
+    marker = str(tmp_path / "crashed")
+    result = select_with_ray(pool, crashing_method, 30, embedding_columns=COLUMNS, marker=marker, max_retries=2,
+                             **SMALL)
+    assert os.path.exists(marker)  # a worker did die
+    rerun = select_with_ray(pool, crashing_method, 30, embedding_columns=COLUMNS, marker=marker, **SMALL)
+    np.testing.assert_array_equal(result.indices, rerun.indices)  # the retried run lost nothing
+    assert len(set(result.indices.tolist())) == 30
+
+
+def test_a_worker_that_keeps_dying_is_reported(pool, crashing_method, tmp_path):
+    lost = r"partition \d \(\d+ rows, \d+ picks\) was lost: its worker died 2 times.*Nothing was selected"
+    with pytest.raises(CoresetEngineError, match=lost):
+        select_with_ray(pool, crashing_method, 30, embedding_columns=COLUMNS, marker=str(tmp_path / "m"),
+                        crash="always", max_retries=1, **SMALL)
+
+
+def test_a_bad_vector_in_a_shard_names_its_row(pool):
+    vectors = np.asarray(pool["img_emb"])
+    vectors[333, 2] = np.nan
+    bad = pool.remove_columns("img_emb").add_column("img_emb", vectors.tolist())
+    with pytest.raises(BadFeaturesError, match="row 333"):
+        select_with_ray(bad, "kcenter", 10, embedding_columns=COLUMNS, **SMALL)
+
+
+def test_scalselect_runs_exactly_as_in_one_process(pool):
+    local = hf_coreset.get_selection_result(hf_coreset.select_coreset(pool, "scalselect", 50,
+                                                                      embedding_columns=COLUMNS))
+    sharded = select_with_ray(pool, "scalselect", 50, embedding_columns=COLUMNS, **SMALL)
+    np.testing.assert_array_equal(sharded.indices, local.indices)
+    np.testing.assert_allclose(sharded.scores, local.scores, rtol=1e-9)
+    assert sharded.diagnostics["k"] == local.diagnostics["k"]
+    assert sharded.provenance["engine"]["strategy"].startswith("exact")
+
+
+def test_random_needs_no_features_and_matches_one_process(pool):
+    local = hf_coreset.get_selection_result(hf_coreset.select_coreset(pool, "random", 50, seed=4))
+    sharded = select_with_ray(pool, "random", 50, embedding_columns=COLUMNS, seed=4, **SMALL)
+    np.testing.assert_array_equal(sharded.indices, local.indices)
+
+
+def test_a_parquet_folder_gives_the_same_indices_as_the_dataset(pool, tmp_path):
+    table = pool.data.table
+    pq.write_table(table.slice(0, 250), tmp_path / "part-0.parquet", row_group_size=100)
+    pq.write_table(table.slice(250), tmp_path / "part-1.parquet", row_group_size=90)
+    from_files = select_with_ray(tmp_path, "herding", 40, embedding_columns=COLUMNS, **SMALL)
+    from_dataset = select_with_ray(pool, "herding", 40, embedding_columns=COLUMNS, **SMALL)
+    np.testing.assert_array_equal(from_files.indices, from_dataset.indices)  # shards do not enter the result
+    assert from_files.provenance["engine"]["shards"] == 3 + 4  # row groups of 100 and of 90 rows
+
+
+def test_select_coreset_with_engine_ray_returns_the_subset(pool):
+    core = pool.select_coreset("kcenter", 0.1, embedding_columns=COLUMNS, engine="ray",
+                               engine_options={"rows_per_partition": 200, "num_workers": 2}, return_scores=True)
+    result = hf_coreset.get_selection_result(core)
+    assert core.num_rows == 60 and core["row"] == sorted(result.indices.tolist())
+    assert result.provenance["engine"]["name"] == "ray" and result.provenance["rows_in"] == 600
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"method": "kcenter", "embedding_columns": None}, "pass embedding_columns"),
+        ({"method": "kcenter", "embedding_columns": ["nope"]}, "Column 'nope' is not in the data"),
+        ({"method": "kcenter", "budget_split": "fair"}, "budget_split must be one of"),
+        ({"method": "cast", "group_column": "row"}, "group_column is not supported by the Ray engine"),
+        ({"method": "ost", "proxy": object(), "collate_fn": list}, "with proxy, collate_fn computes its own"),
+        ({"method": "kcenter", "num_bins": 3}, "Unknown option"),
+    ],
+)
+def test_bad_options_fail_before_any_task(pool, kwargs, match):
+    kwargs = {"embedding_columns": COLUMNS, **kwargs}
+    with pytest.raises(CoresetInputError, match=match):
+        select_with_ray(pool, budget=10, **kwargs, **SMALL)
+
+
+def test_select_coreset_refuses_encoders_with_engine_ray(pool):
+    with pytest.raises(CoresetInputError, match="precomputed embedding_columns"):
+        hf_coreset.select_coreset(pool, "kcenter", 10, image_column="img_emb", image_encoder=len, engine="ray")
+
+
+def test_interleave_takes_turns_in_proportion_to_the_shares():
+    assert interleave([2, 1]) == [(0, 0), (1, 0), (0, 1)]
+    order = interleave([6, 2, 0])
+    assert len(order) == 8 and order[:4] == [(0, 0), (0, 1), (1, 0), (0, 2)]
+
+
+def test_a_table_with_float16_vectors_keeps_them_until_the_partition_task(tmp_path):
+    # The parquet source reads float16 as stored (half the object-store memory of float32).
+    vectors = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float16)
+    column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 4)
+    pq.write_table(pa.table({"v": column}), tmp_path / "f.parquet")
+    from hf_coreset.sharded import ParquetSource
+
+    source = ParquetSource(tmp_path)
+    block = source.read(source.shards()[0], ["v"])["v"]
+    assert block.dtype == np.float16 and np.array_equal(block, vectors)
