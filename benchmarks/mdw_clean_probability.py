@@ -66,9 +66,15 @@ def table(runs: list[dict]) -> str:
     for dataset, noise in sorted({(r["dataset"], r["noise"]) for r in runs}):
         group = [r for r in runs if (r["dataset"], r["noise"]) == (dataset, noise)]
         agreement, mdw = (np.array([r[key] for r in group]) for key in ("agreement_auc", "auc"))
-        lines.append(f"| {dataset} | {noise:.0%} | {len(group)} | {agreement.mean():.3f} ± {agreement.std():.3f} | "
-                     f"{mdw.mean():.3f} ± {mdw.std():.3f} |")
+        lines.append(f"| {dataset} | {noise:.0%} | {len(group)} | {agreement.mean():.3f} ± "
+                     f"{agreement.std(ddof=1):.3f} | {mdw.mean():.3f} ± {mdw.std(ddof=1):.3f} |")
     return "\n".join(lines)
+
+
+def render(command: str, runs: list[dict]) -> str:
+    return (f"Command: `{command}`\n\nDefault MDWConfig; ROC AUC of matched vs mismatched pairs; mean ± sample std "
+            "over seeds. MDW's estimate was tuned on Open Clip Art only; Fashion-MNIST is held out.\n\n"
+            f"{table(runs)}\n")
 
 
 def main(argv=None) -> None:
@@ -90,8 +96,7 @@ def main(argv=None) -> None:
                     print(f"{dataset} noise={noise:.0%} seed={seed}: agreement {r['agreement_auc']:.3f}, "
                           f"MDW {r['auc']:.3f} ({r['cpu_s']:.1f} CPU s)", flush=True)
     command = "python -m benchmarks.mdw_clean_probability " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = (f"Command: `{command.strip()}`\n\nDefault MDWConfig; ROC AUC of matched vs mismatched pairs.\n\n"
-            f"{table(runs)}\n")
+    text = render(command.strip(), runs)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "mdw_clean_probability.md").write_text(text)
     (RESULTS / "mdw_clean_probability.json").write_text(json.dumps({"command": command.strip(), "runs": runs},

@@ -112,6 +112,36 @@ def test_csls_diagonal_matches_its_definition():
     np.testing.assert_allclose(csls_diagonal(queries, candidates, k=3, block=7), expected, atol=1e-12)
 
 
+def test_weighted_agreement_matches_a_loop_reference():
+    rng = np.random.default_rng(4)
+    images, texts = rng.normal(size=(30, 5)), rng.normal(size=(30, 4))
+    weights = rng.uniform(size=30)
+    weights[:6] = 0.0  # rows that never count as a neighbour
+    v, t = _unit(images), _unit(texts)
+    predicted_text, predicted_image = np.zeros_like(t), np.zeros_like(v)
+    for i in range(30):
+        image_neighbours = [j for j in np.argsort(-(v @ v[i])) if j != i][:3]
+        text_neighbours = [j for j in np.argsort(-(t @ t[i])) if j != i][:3]
+        for neighbours, side, out in ((image_neighbours, t, predicted_text), (text_neighbours, v, predicted_image)):
+            w = weights[neighbours] if weights[neighbours].sum() > 0 else np.ones(3)  # all-zero: equal weights
+            out[i] = (w[:, None] * side[neighbours]).sum(axis=0) / w.sum()
+    plain = _z(np.einsum("nd,nd->n", t, predicted_text)) + _z(np.einsum("nd,nd->n", v, predicted_image))
+    np.testing.assert_allclose(knn_agreement(images, texts, 3, hubness_correction=False, weights=weights), plain,
+                               atol=1e-9)
+
+    def csls(queries, candidates):  # the definition, row by row
+        candidates = candidates / np.linalg.norm(candidates, axis=1, keepdims=True)
+        sim = queries @ candidates.T
+        return np.array([2 * sim[i, i] - np.sort(sim[i])[-3:].mean() - np.sort(sim[:, i])[-3:].mean()
+                         for i in range(30)])
+
+    corrected = _z(csls(t, predicted_text)) + _z(csls(v, predicted_image))
+    np.testing.assert_allclose(knn_agreement(images, texts, 3, weights=weights), corrected, atol=1e-9)
+    # Equal weights are the unweighted score.
+    np.testing.assert_allclose(knn_agreement(images, texts, 3, weights=np.full(30, 0.3)),
+                               knn_agreement(images, texts, 3), atol=1e-12)
+
+
 def test_agreement_ranks_mismatched_pairs_low(noisy_pairs):
     mismatched = np.asarray(noisy_pairs["is_mismatched"])
     images, texts = np.asarray(noisy_pairs["img"]), np.asarray(noisy_pairs["txt"])

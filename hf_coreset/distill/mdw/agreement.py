@@ -14,7 +14,9 @@ inflates every cosine).
   without parallel data"): ``2 cos(t, t_hat) - r(t) - r(t_hat)``, where ``r`` is an item's mean cosine to its
   ``k`` most similar items on the other side. A generic caption is close to every prediction, and the
   correction stops it from looking matched everywhere (Open Clip Art, 50 % caption noise, seeds 0-2: ROC AUC
-  0.868 / 0.886 / 0.891 against 0.842 / 0.860 / 0.867 for the plain score).
+  0.868 / 0.887 / 0.892 against 0.842 / 0.860 / 0.867 for the plain score).
+* ``weights``: under heavy noise half of a row's neighbours carry someone else's caption; weighting each
+  neighbour by a first clean probability (MDW does one such pass) lifts the same AUCs to 0.882 / 0.905 / 0.903.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ from ...vectors import l2_normalize
 
 
 def knn_agreement(images: np.ndarray, texts: np.ndarray, k: int = 10, *, hubness_correction: bool = True,
-                  block: int = 2048) -> np.ndarray:
+                  weights: np.ndarray | None = None, block: int = 2048) -> np.ndarray:
     """One agreement score per pair (higher = more likely matched), the sum of two z-scores.
 
     Args:
         images, texts: ``(N, d_image)`` and ``(N, d_text)`` vectors of the pairs ``images[i] <-> texts[i]``.
         k: neighbours per row (exact search up to 20k rows, HNSW above: ``hf_coreset.graph.knn``).
         hubness_correction: CSLS-corrected similarity to the predicted caption / image (see the module).
+        weights: ``(N,)`` non-negative weight of each pair as a neighbour (e.g. its clean probability): a
+            neighbour's caption then counts in proportion to how likely it is its image's own. None: all 1.
         block: rows per block of the ``N x N`` similarity products (never held whole).
 
     Example:
@@ -45,17 +49,53 @@ def knn_agreement(images: np.ndarray, texts: np.ndarray, k: int = 10, *, hubness
         >>> bool(score[20:].mean() > score[:20].mean() + 1)
         True
     """
-    images, texts = _centred_unit(images), _centred_unit(texts)
-    image_neighbours = knn(images.astype(np.float32), k)[0]
-    text_neighbours = knn(texts.astype(np.float32), k)[0]
-    if not hubness_correction:
-        text_score = np.einsum("nd,nkd->n", texts, texts[image_neighbours]) / image_neighbours.shape[1]
-        image_score = np.einsum("nd,nkd->n", images, images[text_neighbours]) / text_neighbours.shape[1]
-        return zscore(text_score) + zscore(image_score)
-    predicted_texts = l2_normalize(texts[image_neighbours].mean(axis=1))
-    predicted_images = l2_normalize(images[text_neighbours].mean(axis=1))
-    return (zscore(csls_diagonal(texts, predicted_texts, k, block))
-            + zscore(csls_diagonal(images, predicted_images, k, block)))
+    return CrossModalNeighbours.build(images, texts, k).agreement(weights, hubness_correction=hubness_correction,
+                                                                   block=block)
+
+
+class CrossModalNeighbours:
+    """The centred unit vectors of a pool and each row's ``k`` nearest images and ``k`` nearest captions, found
+    once so that the agreement can be recomputed cheaply with new neighbour weights.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> neighbours = CrossModalNeighbours.build(rng.normal(size=(50, 8)), rng.normal(size=(50, 4)), k=5)
+        >>> neighbours.of_images.shape, neighbours.agreement().shape
+        ((50, 5), (50,))
+    """
+
+    def __init__(self, images: np.ndarray, texts: np.ndarray, of_images: np.ndarray, of_texts: np.ndarray):
+        self.images, self.texts = images, texts
+        self.of_images, self.of_texts = of_images, of_texts  # (N, k) rows: image / caption neighbours
+
+    @classmethod
+    def build(cls, images: np.ndarray, texts: np.ndarray, k: int = 10) -> CrossModalNeighbours:
+        images, texts = _centred_unit(images), _centred_unit(texts)
+        return cls(images, texts, knn(images.astype(np.float32), k)[0], knn(texts.astype(np.float32), k)[0])
+
+    @property
+    def k(self) -> int:
+        return self.of_images.shape[1]
+
+    def agreement(self, weights: np.ndarray | None = None, *, hubness_correction: bool = True,
+                  block: int = 2048) -> np.ndarray:
+        """The agreement score of every pair (see :func:`knn_agreement`)."""
+        weights = np.ones(len(self.images)) if weights is None else np.asarray(weights, dtype=np.float64)
+        # A row whose neighbours all weigh 0 falls back to equal weights rather than to a zero prediction.
+        text_weights = _normalised_rows(weights[self.of_images])
+        image_weights = _normalised_rows(weights[self.of_texts])
+        predicted_texts = np.einsum("nk,nkd->nd", text_weights, self.texts[self.of_images])
+        predicted_images = np.einsum("nk,nkd->nd", image_weights, self.images[self.of_texts])
+        if not hubness_correction:  # the mean cosine to the neighbours' captions / images
+            return (zscore(np.einsum("nd,nd->n", self.texts, predicted_texts))
+                    + zscore(np.einsum("nd,nd->n", self.images, predicted_images)))
+        return (zscore(csls_diagonal(self.texts, l2_normalize(predicted_texts), self.k, block))
+                + zscore(csls_diagonal(self.images, l2_normalize(predicted_images), self.k, block)))
+
+
+def _normalised_rows(weights: np.ndarray) -> np.ndarray:
+    totals = weights.sum(axis=1, keepdims=True)
+    return np.where(totals > 0, weights / np.where(totals > 0, totals, 1), 1 / weights.shape[1])
 
 
 def csls_diagonal(queries: np.ndarray, candidates: np.ndarray, k: int = 10, block: int = 2048) -> np.ndarray:
