@@ -41,6 +41,9 @@ class MDWConfig:
         iterations: outer optimisation steps of the synthetic set (0: return the starting set, blended).
         expert_epochs: the student starting at checkpoint t is matched to checkpoint t + expert_epochs (in
             checkpoints, i.e. ``expert_epochs * checkpoint_every`` expert steps).
+        synthetic_steps: differentiable student steps per matching iteration (None: as many as the expert took,
+            ``expert_epochs * checkpoint_every``); fewer steps than the expert's, with the learned student
+            learning rate, cover a long stretch of the trajectory at a fraction of the cost.
         max_start_epoch: latest start checkpoint (default: the last one that has a target).
         synthetic_batch_size: synthetic pairs per student step (None: min(128, num_pairs), as the
             benchmark's training).
@@ -73,10 +76,11 @@ class MDWConfig:
     clean_probability_column: str | None = None
 
     expert_tracks: int = 2
-    expert_steps: int = 500
+    expert_steps: int = 250
     checkpoint_every: int = 10
-    iterations: int = 30
-    expert_epochs: int = 1
+    iterations: int = 60
+    expert_epochs: int = 5
+    synthetic_steps: int | None = 10
     max_start_epoch: int | None = None
     synthetic_batch_size: int | None = None
     blend: bool = True
@@ -105,8 +109,9 @@ class MDWConfig:
             check_positive(name, getattr(self, name), float)
         if isinstance(self.correspondence_scale, bool) or not self.correspondence_scale >= 0:
             raise CoresetInputError(f"correspondence_scale must be >= 0, got {self.correspondence_scale!r}.")
-        if self.synthetic_batch_size is not None:
-            check_positive("synthetic_batch_size", self.synthetic_batch_size)
+        for name in ("synthetic_batch_size", "synthetic_steps"):
+            if getattr(self, name) is not None:
+                check_positive(name, getattr(self, name))
         check_choice("heads", self.heads, ("mlp", "linear"))
         if not 0.0 < self.clean_threshold < 1.0 or not 0.0 <= self.cam_floor <= 1.0:
             raise CoresetInputError("clean_threshold must be in (0, 1) and cam_floor in [0, 1].")

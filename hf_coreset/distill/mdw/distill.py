@@ -19,12 +19,18 @@ Steps (each one measured on Open Clip Art, ``benchmarks/results/distill_*``):
    texts (rank-``rank`` SVD, exact diagonal): neighbouring clusters then teach each other, as LoRS's learned
    similarity does.
 4. **Trajectory matching** (``iterations > 0``). From a checkpoint ``t`` of the averaged trajectory, a student
-   takes differentiable AdamW steps on the synthetic set (P's row / column softmax as contrastive targets), as
-   many as the expert took to checkpoint ``t + expert_epochs``, starting from the expert's AdamW moments; the
-   objective is the distance to that checkpoint relative to the expert's own move, for the image head and the
-   text head each (symmetric, as RepBlend's projection matching), averaged. Its gradient updates the synthetic
-   images (or image features), the text embeddings and P's factors. In pixel space each image's gradient is
-   first scaled by its Grad-CAM map (:mod:`.gradcam`).
+   takes ``synthetic_steps`` differentiable AdamW steps on the synthetic set (P's row / column softmax as
+   contrastive targets), starting from the expert's AdamW moments, with a learned learning rate; the objective
+   is the distance to checkpoint ``t + expert_epochs`` relative to the expert's own move, for the image head and
+   the text head each (symmetric, as RepBlend's projection matching), averaged. Its gradient updates the
+   synthetic images (or image features), the text embeddings, P's factors and the student learning rate. In
+   pixel space each image's gradient is first scaled by its Grad-CAM map (:mod:`.gradcam`). The student
+   covers ``expert_epochs * checkpoint_every`` = 50 expert steps in 10 of its own (as MTT's student, fewer and
+   larger steps): a target one checkpoint (10 steps) ahead is mostly the expert's minibatch noise, which no
+   synthetic set reproduces.
+
+Where a distillation's time goes and what each step adds (Open Clip Art, 1,971 pairs, 50 % caption noise, N =
+200, seed 0, one thread; ``benchmarks/mdw_distill_profile.py``): see ``benchmarks/results/mdw_distill_profile.md``.
 """
 
 from __future__ import annotations
@@ -267,7 +273,8 @@ def matching_objective(synthetic: SyntheticSet, proxy: nn.Module, start: Checkpo
     flat = start.parameters.clone().requires_grad_(True)
     first, second = start.first_moment.clone(), start.second_moment.clone()
     batch = min(config.synthetic_batch_size or config.proxy_batch_size, len(synthetic))
-    for step in range(start.step + 1, target.step + 1):
+    steps = config.synthetic_steps or target.step - start.step
+    for step in range(start.step + 1, start.step + steps + 1):
         rows = torch.as_tensor(np.sort(rng.choice(len(synthetic), size=batch, replace=False)))
         grad, = torch.autograd.grad(student_loss(proxy, flat, synthetic, rows), flat, create_graph=True)
         flat, first, second = adamw_step(flat, first, second, grad, step, synthetic.log_student_lr.exp())
@@ -317,10 +324,48 @@ def distill_pairs(images: torch.Tensor, texts: torch.Tensor, num_pairs: int, con
         synthetic.correspondence = expert_correspondence(expert, synthetic.images.detach(),
                                                          synthetic.texts.detach(), config)
         clock.lap("experts")
+        starting_images, starting_texts = synthetic.images.detach().clone(), synthetic.texts.detach().clone()
+        before = held_objective(synthetic, expert, trajectory, config) if config.iterations > 0 else None
         objectives = match_trajectories(synthetic, expert, trajectory, config, pixels=image_network is not None,
                                         show_progress=show_progress)
+        after = held_objective(synthetic, expert, trajectory, config) if config.iterations > 0 else None
+        shift = {"images": relative_shift(starting_images, synthetic.images.detach()),
+                 "texts": relative_shift(starting_texts, synthetic.texts.detach())}
+    else:
+        before = after = None
+        shift = {"images": 0.0, "texts": 0.0}
     clock.lap("matching")
-    return synthetic, objectives, {"deemed_clean": n_clean, "timings": clock.timings()}
+    return synthetic, objectives, {"deemed_clean": n_clean, "timings": clock.timings(), "matching_shift": shift,
+                                   "objective_before": before, "objective_after": after}
+
+
+def held_objective(synthetic: SyntheticSet, proxy: nn.Module, trajectory: list[Checkpoint], config: MDWConfig,
+                   starts: int = 5) -> float:
+    """The matching objective averaged over ``starts`` evenly spaced start checkpoints, each with the same
+    student batches every time it is called: unlike the per-iteration objective (a random start and random
+    batches each iteration), its before / after values compare like with like."""
+    heads = head_slices(proxy)
+    values = []
+    for start_index in np.unique(np.linspace(0, config.last_start_epoch, starts).round().astype(int)):
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 5, int(start_index)]).generate_state(1)[0])
+        objective = matching_objective(synthetic, proxy, trajectory[start_index],
+                                       trajectory[start_index + config.expert_epochs], heads, config, rng)
+        values.append(objective.item())
+    return float(np.mean(values))
+
+
+def relative_shift(start: torch.Tensor, end: torch.Tensor) -> float:
+    """How far the matching moved the synthetic vectors: their mean displacement over the mean distance of the
+    starting vectors from their centroid (0: not moved; 1: as far as a typical vector is from the centre).
+
+    Example:
+        >>> start = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+        >>> relative_shift(start, start + torch.tensor([0.0, 0.5]))
+        0.5
+    """
+    start, end = start.reshape(len(start), -1).double(), end.reshape(len(end), -1).double()
+    spread = (start - start.mean(dim=0)).norm(dim=1).mean()
+    return float((end - start).norm(dim=1).mean() / spread.clamp_min(1e-12))
 
 
 class _Clock:
