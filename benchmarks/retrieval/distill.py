@@ -14,6 +14,8 @@ estimated once (``add_clean_probability``, its CPU time reported on its own), an
 * ``mdw-init``: the N real pairs MDW starts from (the medoids of its clusters of likely-clean pairs);
 * ``mdw-blend`` (ablation): the cluster means MDW starts from, with P the identity (``correspondence_scale=0``,
   ``iterations=0``): what the representation blending alone gives;
+* ``mdw-nomatch`` (ablation): the cluster means with P from the experts, no trajectory matching
+  (``iterations=0``): ``mdw`` minus this is what the matching adds;
 * ``mdw-match`` (ablation, ``--match-iterations``): the default plus that many trajectory-matching iterations.
 
 Heads are trained as every coreset is (``hf_coreset.evaluation.train_and_score``: AdamW, 500 steps, batch 128);
@@ -52,7 +54,7 @@ from .data import LOADERS, noisy_pool
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 CHUNKS = RESULTS / "distill_chunks"
 SELECTORS = ("random", "herding", "dq", "cast", "facility_location")
-MDW_ARMS = ("mdw", "mdw-init", "mdw-blend", "mdw-match")
+MDW_ARMS = ("mdw", "mdw-init", "mdw-blend", "mdw-nomatch", "mdw-match")
 
 
 def load_features(dataset: str = "openclipart") -> dict[str, dict[str, np.ndarray]]:
@@ -106,7 +108,8 @@ def run_mdw_arms(scored, pairs, test, mismatched, setting: dict, estimate_cpu_s:
     seed, size = setting["seed"], setting["pairs"]
     common = {"image_column": "img_emb", "text_column": "txt_emb", "seed": seed, "show_progress": False,
               "clean_probability_column": "clean_probability"}
-    arms = {"mdw": {}, "mdw-blend": {"correspondence_scale": 0.0, "iterations": 0}}
+    arms = {"mdw": {}, "mdw-blend": {"correspondence_scale": 0.0, "iterations": 0},
+            "mdw-nomatch": {"iterations": 0}}
     if args.match_iterations:
         arms["mdw-match"] = {"iterations": args.match_iterations}
     runs = []
@@ -119,6 +122,9 @@ def run_mdw_arms(scored, pairs, test, mismatched, setting: dict, estimate_cpu_s:
                            estimate_cpu_s=estimate_cpu_s, mismatched=int(mismatched[starts].sum()),
                            timings=result.provenance["timings"], objective=result.objective,
                            student_lr=result.student_lr, deemed_clean=result.diagnostics["deemed_clean"],
+                           objective_before=result.diagnostics.get("objective_before"),
+                           objective_after=result.diagnostics.get("objective_after"),
+                           matching_shift=result.diagnostics.get("matching_shift"),
                            cluster_sizes=[int(v) for v in np.bincount(small["cluster_size"])]))
         if arm == "mdw":  # its starting pairs: real rows, trained on like any coreset
             scores, init_train_cpu_s = timed(train_and_score, "dual_encoder", pairs, starts, test,
@@ -132,7 +138,8 @@ def run_mdw_arms(scored, pairs, test, mismatched, setting: dict, estimate_cpu_s:
 
 
 def summary_of(values: list[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values))
+    """Mean and sample standard deviation (ddof 1, as the retrieval tables; 0 for a single value)."""
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def cells(runs: list[dict]) -> list[dict]:
@@ -163,18 +170,20 @@ def fmt(pair: tuple[float, float]) -> str:
 
 
 def summary_table(all_cells: list[dict]) -> str:
-    lines = ["| dataset | noise | N | mdw | mdw-init | best selector | random | mdw - best (2 pooled std) "
-             "| mdw - init (2 pooled std) | MDW CPU s (+ estimate) |",
-             "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    lines = ["| dataset | noise | N | seeds | mdw | mdw-init | best selector | random | mdw - best (2 pooled std) "
+             "| mdw - init (2 pooled std) | mdw - mdw-nomatch (what the matching adds) | MDW CPU s (+ estimate) |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    verdict = {True: "yes", False: "**no**"}
     for c in all_cells:
         m = c["methods"]
-        verdict = {True: "yes", False: "**no**"}
+        matching = (f"{m['mdw'][0] - m['mdw-nomatch'][0]:+.2f} ({2 * np.hypot(m['mdw'][1], m['mdw-nomatch'][1]):.2f})"
+                    if "mdw-nomatch" in m else "")
         lines.append(
-            f"| {c['dataset']} | {c['noise']:.0%} | {c['pairs']} | {fmt(m['mdw'])} | {fmt(m['mdw-init'])} | "
-            f"{c['best_selector']} {fmt(m[c['best_selector']])} | {fmt(m['random'])} | "
+            f"| {c['dataset']} | {c['noise']:.0%} | {c['pairs']} | {c['seeds']} | {fmt(m['mdw'])} | "
+            f"{fmt(m['mdw-init'])} | {c['best_selector']} {fmt(m[c['best_selector']])} | {fmt(m['random'])} | "
             f"{c['vs_best']['margin']:+.2f} ({2 * c['vs_best']['pooled_std']:.2f}): {verdict[c['vs_best']['beats']]} | "
             f"{c['vs_init']['margin']:+.2f} ({2 * c['vs_init']['pooled_std']:.2f}): {verdict[c['vs_init']['beats']]} | "
-            f"{c['mdw_cpu_s'][0]:.1f} (+ {c['estimate_cpu_s'][0]:.1f}) |")
+            f"{matching} | {c['mdw_cpu_s'][0]:.1f} (+ {c['estimate_cpu_s'][0]:.1f}) |")
     return "\n".join(lines)
 
 
@@ -195,15 +204,26 @@ def full_table(all_cells: list[dict], runs: list[dict]) -> str:
 
 
 def time_table(runs: list[dict]) -> str:
-    """Where a distillation's CPU time goes (mean over seeds), per dataset and N."""
+    """Where a distillation's CPU time goes (mean over seeds), per dataset and N, and how far the matching
+    moved the objective (held objective, same starts and batches before and after) and the synthetic set."""
     stages = ("starting_pairs", "experts", "matching")
     lines = ["| dataset | arm | N | clean-probability estimate (once per pool) | "
-             + " | ".join(stages) + " | distillation total |", "|---|---|---:|---:|" + "---:|" * (len(stages) + 1)]
+             + " | ".join(stages) + " | distillation total | held objective before -> after | shift images / texts |",
+             "|---|---|---:|---:|" + "---:|" * (len(stages) + 3)]
     for dataset, arm, size in sorted({(r["dataset"], r["method"], r["pairs"]) for r in runs if "timings" in r}):
         group = [r for r in runs if (r["dataset"], r["method"], r["pairs"]) == (dataset, arm, size)]
         stage_cpu = [np.mean([r["timings"].get(f"{s}_cpu_s", 0.0) for r in group]) for s in stages]
+        moved = ""
+        if all(r.get("objective_before") is not None for r in group):
+            moved = (f"{np.mean([r['objective_before'] for r in group]):.3f} -> "
+                     f"{np.mean([r['objective_after'] for r in group]):.3f}")
+        shift = ""
+        if all(r.get("matching_shift") for r in group):
+            shift = (f"{np.mean([r['matching_shift']['images'] for r in group]):.3f} / "
+                     f"{np.mean([r['matching_shift']['texts'] for r in group]):.3f}")
         lines.append(f"| {dataset} | {arm} | {size} | {np.mean([r['estimate_cpu_s'] for r in group]):.1f} | "
-                     + " | ".join(f"{v:.1f}" for v in stage_cpu) + f" | {np.mean([r['cpu_s'] for r in group]):.1f} |")
+                     + " | ".join(f"{v:.1f}" for v in stage_cpu)
+                     + f" | {np.mean([r['cpu_s'] for r in group]):.1f} | {moved} | {shift} |")
     return "\n".join(lines)
 
 
@@ -275,7 +295,8 @@ def main(argv=None) -> None:
         runs = run_chunk(args)
     command = "python -m benchmarks.retrieval.distill " + " ".join(argv if argv is not None else sys.argv[1:])
     CHUNKS.mkdir(parents=True, exist_ok=True)
-    path = CHUNKS / f"{args.dataset}_noise{round(100 * args.noise)}.json"
+    seeds = "-".join(str(seed) for seed in args.seeds)
+    path = CHUNKS / f"{args.dataset}_noise{round(100 * args.noise)}_n{'-'.join(map(str, args.sizes))}_seeds{seeds}.json"
     path.write_text(json.dumps({"command": command.strip(), "wall_s": time.perf_counter() - started,
                                 "runs": runs}, indent=1))
     print(f"{len(runs)} runs in {time.perf_counter() - started:.0f} s -> {path}")
