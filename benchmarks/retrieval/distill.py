@@ -260,12 +260,12 @@ def merge() -> None:
         listed = "\n".join(f"    {c}" for c in commands)
         table = full_table([c for c in all_cells if c["dataset"] == dataset], mine)
         (RESULTS / f"distill_{dataset}.md").write_text(
-            f"Commands (one chunk each):\n\n{listed}\n\n{dataset}, r_mean (%) on the clean test split, mean ± std "
-            f"over seeds, every method at N pairs:\n\n{table}\n")
+            f"Commands (one chunk each):\n\n{listed}\n\n{dataset}, r_mean (%) on the clean test split, mean ± sample "
+            f"std over seeds, every method at N pairs:\n\n{table}\n")
         (RESULTS / f"distill_{dataset}.json").write_text(json.dumps({"commands": commands, "runs": mine}, indent=1))
     has_plot = plot_objectives(runs, RESULTS / "distill_objective.png")
     text = (f"MDW against the best selector (highest mean among {', '.join(SELECTORS)}) and against its own "
-            "starting pairs (mdw-init), r_mean (%) mean ± std over seeds; a margin counts when it is larger "
+            "starting pairs (mdw-init), r_mean (%) mean ± sample std over seeds; a margin counts when it is larger "
             "than 2 pooled std (sqrt(std_a^2 + std_b^2)). CPU s: one distillation, with the clean-probability "
             f"estimate (shared by the N of a pool) in brackets.\n\n{summary_table(all_cells)}\n\n"
             f"Where a distillation's CPU time goes (s):\n\n{time_table(runs)}\n"

@@ -36,8 +36,10 @@ class MDWConfig:
     Distillation (see :mod:`.distill`):
         expert_tracks: experts trained on the whole pool (pairs drawn in proportion to their clean
             probability), each from its own seed; their trajectories are what the student matches.
-        expert_steps, checkpoint_every: optimisation steps of each expert (the retrieval benchmark trains heads
-            for 500) and the spacing of the saved checkpoints (parameters and AdamW moments).
+        expert_steps, checkpoint_every: optimisation steps of each expert and the spacing of the saved
+            checkpoints (parameters and AdamW moments). 250 steps of 128 pairs: the student then starts
+            anywhere in the first 200 steps (``max_start_epoch``), where the heads move most; the final
+            (averaged) expert also gives P its starting point.
         iterations: outer optimisation steps of the synthetic set (0: return the starting set, blended).
         expert_epochs: the student starting at checkpoint t is matched to checkpoint t + expert_epochs (in
             checkpoints, i.e. ``expert_epochs * checkpoint_every`` expert steps).
