@@ -11,10 +11,11 @@ Example:
     >>> topics = rng.normal(size=(4, 6))[rng.integers(0, 4, 40)]
     >>> ds = datasets.Dataset.from_dict({"img": topics + 0.1 * rng.normal(size=(40, 6)), "txt": topics})
     >>> small = distill(ds, "mdw", num_pairs=8, image_column="img", text_column="txt", show_progress=False,
-    ...                 proxy_epochs=3, heads="linear", iterations=5, synthetic_steps=2)
+    ...                 proxy_rounds=1, proxy_epochs=2, heads="linear", expert_steps=20, checkpoint_every=5,
+    ...                 expert_epochs=2, synthetic_steps=3, iterations=5)
     >>> small.column_names  # doctest: +NORMALIZE_WHITESPACE
     ['image_features', 'text_embedding', 'correspondence_diag', 'correspondence_left',
-     'correspondence_right', 'source_row']
+     'correspondence_right', 'source_row', 'cluster_size']
     >>> len(get_distillation_result(small).objective)
     5
     >>> model = train_on_distilled(small, steps=3, kind="linear")

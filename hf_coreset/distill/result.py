@@ -20,7 +20,9 @@ class DistillationResult:
     """How a distilled dataset was made.
 
     Attributes:
-        student_lr: the learned learning rate of plain SGD steps on the synthetic set (use it to train on it).
+        student_lr: the learned learning rate of the student's AdamW steps in the trajectory matching (it starts
+            at the experts' and absorbs the scale difference between synthetic and real gradients;
+            ``train_on_distilled`` trains with its own ``lr``).
         objective: the matching objective at every distillation iteration (normalised parameter distance).
         diagnostics: method-specific figures (e.g. how many pairs the noise estimate deemed clean).
         provenance: method, space, full config, seed, source fingerprint, rows in / out, columns, timings

@@ -7,6 +7,7 @@ abstract, not an official implementation).
 * :mod:`.train`: train retrieval heads on a distilled set.
 """
 
+from .agreement import knn_agreement
 from .config import MDWConfig
 from .correspondence import (
     CleanProbability,
@@ -31,6 +32,7 @@ __all__ = [
     "drop_mismatched",
     "estimate_clean_probability",
     "fit_dual_track",
+    "knn_agreement",
     "read_distilled",
     "rebuild_correspondence",
     "run_mdw",

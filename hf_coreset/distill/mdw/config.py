@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ...config import check_positive
+from ...config import check_choice, check_positive
 from ...errors import CoresetInputError
 
 SPACES = ("features", "pixels")
@@ -16,103 +16,127 @@ SPACES = ("features", "pixels")
 class MDWConfig:
     """Options of ``distill(method="mdw")`` and of the clean-probability estimate.
 
-    Dual-track correspondence estimation (two proxy models, co-teaching):
-        proxy_epochs: epochs each track trains on the pool; one checkpoint is saved per epoch, so this is
-            also the length of the expert trajectories.
+    Clean probability (kNN agreement, then dual-track co-teaching; see :mod:`.correspondence`):
+        agreement_k: neighbours of the cross-modal kNN agreement the estimate starts from (and of the
+            hubness correction of the held-out scores).
+        proxy_rounds: co-teaching rounds; in each, both tracks train a fresh proxy on their half of the pool.
+        proxy_epochs: epochs each proxy trains per round.
         proxy_lr, proxy_batch_size: AdamW (weight decay 0.01, as the retrieval benchmark's heads) of the
-            proxies. (SGD on the raw 1280-d image features stayed at chance level on Open Clip Art.)
+            proxies and of the experts. (SGD on the raw 1280-d image features stayed at chance level on Open
+            Clip Art.)
         heads: ``"mlp"`` or ``"linear"`` heads on embedding features (the image side in pixel space is the
             given image network followed by one linear layer).
-        warmup_epochs: epochs trained on uniform weights before the cross-track weights switch on.
-        gmm_components, gmm_max_iter, gmm_reg_covar: the per-epoch Gaussian mixture on per-pair losses.
-        loss_batch_size: batch within which per-pair losses are measured for the mixture (each pair is
-            scored against the same number of negatives, whatever the pool size).
-        clean_threshold: a pair is "clean" for a track when its clean probability reaches this.
+        score_batch_size: a held-out half is scored in chunks of at most this many pairs (each pair against
+            the others of its chunk), which keeps the scoring linear in the pool size.
+        gmm_max_iter, gmm_reg_covar: the Gaussian mixture that turns the clean score into a probability.
+        clean_threshold: a pair is "clean" when its clean probability reaches this.
+        clean_probability_column: distillation only: read the clean probabilities from this column of the
+            dataset (e.g. one added by ``add_clean_probability``) instead of estimating them again.
 
-    Distillation (trajectory matching):
-        iterations: outer optimisation steps of the synthetic set.
-        synthetic_steps: differentiable student steps per iteration.
-        expert_epochs: the student starting at checkpoint t is matched to checkpoint t + expert_epochs.
-        max_start_epoch: latest start checkpoint (default: proxy_epochs - expert_epochs).
-        synthetic_batch_size: synthetic pairs per student step (None: all of them).
-        rank: rank of the low-rank part of P = diag(a) + L R^T.
-        diag_init: initial diagonal of P (P is turned into targets by a softmax, so a large diagonal starts
-            close to the identity targets; 5 gave targets of only 0.6 on the diagonal at 100 pairs, and lower
-            retrieval on Open Clip Art).
-        The step sizes are Adam's, so they are per coordinate: the defaults move image features (std ~0.4 for
-        EfficientNet) and text embeddings (unit norm, ~0.05 per coordinate) by a small fraction per step.
+    Distillation (see :mod:`.distill`):
+        expert_tracks: experts trained on the whole pool (pairs drawn in proportion to their clean
+            probability), each from its own seed; their trajectories are what the student matches.
+        expert_steps, checkpoint_every: optimisation steps of each expert and the spacing of the saved
+            checkpoints (parameters and AdamW moments). 250 steps of 128 pairs: the student then starts
+            anywhere in the first 200 steps (``max_start_epoch``), where the heads move most; the final
+            (averaged) expert also gives P its starting point.
+        iterations: outer optimisation steps of the synthetic set (0: return the starting set, blended).
+        expert_epochs: the student starting at checkpoint t is matched to checkpoint t + expert_epochs (in
+            checkpoints, i.e. ``expert_epochs * checkpoint_every`` expert steps).
+        synthetic_steps: differentiable student steps per matching iteration (None: as many as the expert took,
+            ``expert_epochs * checkpoint_every``); fewer steps than the expert's, with the learned student
+            learning rate, cover a long stretch of the trajectory at a fraction of the cost.
+        max_start_epoch: latest start checkpoint (default: the last one that has a target).
+        synthetic_batch_size: synthetic pairs per student step (None: min(128, num_pairs), as the
+            benchmark's training).
+        blend: start each synthetic pair at the clean-probability-weighted mean of its cluster of pairs
+            (False: at the cluster's medoid, a real pair).
+        rank: width of the factors ``L``, ``R`` of ``P = diag(a) + L R^T``.
+        correspondence_scale: P starts as this times the experts' cosine similarity of the synthetic images
+            and texts (rank-``rank`` approximation, exact diagonal); 0 starts it at ``diag_init`` times the
+            identity.
+        diag_init: initial diagonal of P when ``correspondence_scale`` is 0 (P is turned into targets by a
+            softmax, so a large diagonal starts close to the identity targets).
         lr_features, lr_pixels, lr_text, lr_correspondence, lr_student_lr: Adam step sizes of the synthetic
             image features (or pixels), text embeddings, P's factors and the log student learning rate.
-        student_lr_init: initial learning rate of the student's steps (then learned). A
-            student step is Adam-like: ``theta - lr * g / sqrt(max(v, g^2))`` with ``v`` the expert's AdamW
-            second moment at the start checkpoint.
         cam_top_k, cam_floor: pixel space only; each synthetic image's gradient is scaled by
             ``cam_floor + (1 - cam_floor) * map`` where ``map`` in [0, 1] is a Grad-CAM map of its similarity
             to its top-k matched texts under P.
         seed: the same seed gives the same probabilities and the same distilled set.
     """
 
-    proxy_epochs: int = 8
+    agreement_k: int = 10
+    proxy_rounds: int = 6
+    proxy_epochs: int = 4
     proxy_lr: float = 1e-3
     proxy_batch_size: int = 128
     heads: str = "mlp"
-    warmup_epochs: int = 1
-    gmm_components: int = 2
+    score_batch_size: int = 4096
     gmm_max_iter: int = 100
     gmm_reg_covar: float = 1e-4
-    loss_batch_size: int = 512
     clean_threshold: float = 0.5
+    clean_probability_column: str | None = None
 
-    iterations: int = 80
-    synthetic_steps: int = 10
-    expert_epochs: int = 2
+    expert_tracks: int = 2
+    expert_steps: int = 250
+    checkpoint_every: int = 10
+    iterations: int = 60
+    expert_epochs: int = 5
+    synthetic_steps: int | None = 10
     max_start_epoch: int | None = None
     synthetic_batch_size: int | None = None
-    rank: int = 4
+    blend: bool = True
+    rank: int = 32
+    correspondence_scale: float = 10.0
     diag_init: float = 10.0
     lr_features: float = 1e-3
     lr_pixels: float = 0.01
     lr_text: float = 1e-4
-    lr_correspondence: float = 0.05
-    lr_student_lr: float = 0.01
-    student_lr_init: float = 1e-4
+    lr_correspondence: float = 0.01
+    lr_student_lr: float = 0.05
     cam_top_k: int = 3
     cam_floor: float = 0.2
 
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("proxy_epochs", "proxy_batch_size", "loss_batch_size", "iterations", "synthetic_steps",
-                     "expert_epochs", "rank", "cam_top_k"):
+        for name in ("agreement_k", "proxy_epochs", "proxy_batch_size", "score_batch_size", "expert_tracks",
+                     "expert_steps", "checkpoint_every", "expert_epochs", "rank", "cam_top_k"):
             check_positive(name, getattr(self, name))
-        for name in ("warmup_epochs", "seed"):
+        for name in ("proxy_rounds", "iterations", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise CoresetInputError(f"{name} must be a non-negative int, got {value!r}.")
-        for name in ("proxy_lr", "student_lr_init", "lr_features", "lr_pixels", "lr_text", "lr_correspondence",
-                     "lr_student_lr"):
-            if not getattr(self, name) > 0:
-                raise CoresetInputError(f"{name} must be > 0, got {getattr(self, name)!r}.")
-        if self.heads not in ("mlp", "linear"):
-            raise CoresetInputError(f"heads must be 'mlp' or 'linear', got {self.heads!r}.")
-        if self.gmm_components != 2:
-            raise CoresetInputError("gmm_components must be 2 (a clean and a noisy component).")
+        for name in ("proxy_lr", "lr_features", "lr_pixels", "lr_text", "lr_correspondence", "lr_student_lr"):
+            check_positive(name, getattr(self, name), float)
+        if isinstance(self.correspondence_scale, bool) or not self.correspondence_scale >= 0:
+            raise CoresetInputError(f"correspondence_scale must be >= 0, got {self.correspondence_scale!r}.")
+        for name in ("synthetic_batch_size", "synthetic_steps"):
+            if getattr(self, name) is not None:
+                check_positive(name, getattr(self, name))
+        check_choice("heads", self.heads, ("mlp", "linear"))
         if not 0.0 < self.clean_threshold < 1.0 or not 0.0 <= self.cam_floor <= 1.0:
             raise CoresetInputError("clean_threshold must be in (0, 1) and cam_floor in [0, 1].")
-        if self.expert_epochs > self.proxy_epochs:
+        if self.expert_epochs > self.checkpoints - 1:
             raise CoresetInputError(
-                f"expert_epochs={self.expert_epochs} exceeds proxy_epochs={self.proxy_epochs}: the target "
-                "checkpoint would not exist; raise proxy_epochs or lower expert_epochs."
+                f"expert_epochs={self.expert_epochs} checkpoints is beyond the experts' {self.checkpoints - 1} "
+                f"(expert_steps={self.expert_steps} // checkpoint_every={self.checkpoint_every}): the target "
+                "would not exist; raise expert_steps or lower expert_epochs."
             )
         if self.max_start_epoch is not None and not 0 <= self.max_start_epoch <= self.last_start_epoch_possible:
             raise CoresetInputError(
                 f"max_start_epoch must be in 0..{self.last_start_epoch_possible} "
-                f"(proxy_epochs - expert_epochs), got {self.max_start_epoch!r}."
+                f"(checkpoints - 1 - expert_epochs), got {self.max_start_epoch!r}."
             )
 
     @property
+    def checkpoints(self) -> int:
+        """Saved checkpoints per expert, the initialisation included."""
+        return self.expert_steps // self.checkpoint_every + 1
+
+    @property
     def last_start_epoch_possible(self) -> int:
-        return self.proxy_epochs - self.expert_epochs
+        return self.checkpoints - 1 - self.expert_epochs
 
     @property
     def last_start_epoch(self) -> int:

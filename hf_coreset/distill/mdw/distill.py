@@ -1,12 +1,36 @@
-"""MDW distillation: learn a small synthetic image-text set by matching the dual-track experts' trajectories.
+"""MDW distillation: learn a small synthetic image-text set from the pairs the noise estimate deems clean.
 
-Each iteration picks a track and a start checkpoint ``t`` of its trajectory, runs a few differentiable SGD
-steps of a student from ``theta_t`` on the synthetic set (contrastive loss with P's soft targets instead of
-the identity), and measures how far the student lands from ``theta_{t+M}``, relative to how far the expert
-travelled: ``||theta_student - theta_{t+M}||^2 / ||theta_t - theta_{t+M}||^2`` (MTT, Cazenavette et al. 2022).
-The gradient of that objective updates the synthetic images (or image features), the text embeddings, P's
-factors and the student's learning rate. In pixel space each image's gradient is first scaled by its Grad-CAM
-map (:mod:`.gradcam`).
+Steps (each one measured on Open Clip Art, ``benchmarks/results/distill_*``):
+
+1. **Starting pairs.** The likely-clean pairs (clean probability >= ``clean_threshold``) are clustered into
+   ``num_pairs`` groups by k-means on the concatenated, per-modality L2-normalised image and text vectors, each
+   pair weighted by its clean probability. Each cluster's medoid (the member closest to its centre) is a real
+   starting pair (``source_row``).
+2. **Representation blending.** Each synthetic pair starts at its cluster's clean-probability-weighted mean
+   image vector and mean text embedding (``blend=False`` keeps the medoid). A mean over a group of matched pairs
+   keeps what the group's pairs share and averages out what only one of them has, so a model trained on the
+   means learns the cross-modal map rather than N particular pairs.
+3. **Experts and the learned correspondence.** ``expert_tracks`` proxies start from ONE shared initialisation
+   and train on the whole pool (AdamW, as the benchmark's heads; pairs drawn in proportion to their clean
+   probability), each in its own data order. Their checkpoints are averaged: the tracks stay in the same basin,
+   so the average keeps the common drift and cancels most of the minibatch noise (on Open Clip Art the averaged
+   final expert retrieves better than each track). The soft correspondence ``P = diag(a) + L R^T`` starts as
+   ``correspondence_scale`` times the averaged expert's cosine similarity between the synthetic images and
+   texts (rank-``rank`` SVD, exact diagonal): neighbouring clusters then teach each other, as LoRS's learned
+   similarity does.
+4. **Trajectory matching** (``iterations > 0``). From a checkpoint ``t`` of the averaged trajectory, a student
+   takes ``synthetic_steps`` differentiable AdamW steps on the synthetic set (P's row / column softmax as
+   contrastive targets), starting from the expert's AdamW moments, with a learned learning rate; the objective
+   is the distance to checkpoint ``t + expert_epochs`` relative to the expert's own move, for the image head and
+   the text head each (symmetric, as RepBlend's projection matching), averaged. Its gradient updates the
+   synthetic images (or image features), the text embeddings, P's factors and the student learning rate. In
+   pixel space each image's gradient is first scaled by its Grad-CAM map (:mod:`.gradcam`). The student
+   covers ``expert_epochs * checkpoint_every`` = 50 expert steps in 10 of its own (as MTT's student, fewer and
+   larger steps): a target one checkpoint (10 steps) ahead is mostly the expert's minibatch noise, which no
+   synthetic set reproduces.
+
+Where a distillation's time goes and what each step adds (Open Clip Art, 1,971 pairs, 50 % caption noise, N =
+200, seed 0, one thread; ``benchmarks/mdw_distill_profile.py``): see ``benchmarks/results/mdw_distill_profile.md``.
 """
 
 from __future__ import annotations
@@ -19,15 +43,17 @@ import datasets
 import numpy as np
 import torch
 from datasets.utils.tqdm import tqdm
+from sklearn.cluster import KMeans
 from torch import nn
 
 from ...proxies import info_nce
+from ...vectors import l2_normalize
 from ..result import DistillationResult, attach_distillation
 from .config import MDWConfig
-from .correspondence import DualTrackResult, fit_dual_track
+from .correspondence import fit_dual_track
 from .gradcam import emphasis_weights, grad_cam_maps
 from .low_rank import LowRankCorrespondence
-from .proxy import functional_forward, functional_log_scale, load_flat_parameters
+from .proxy import build_proxy, flatten_parameters, functional_forward, functional_log_scale, load_flat_parameters
 
 # Output columns: one row per synthetic pair.
 IMAGE_FEATURES = "image_features"
@@ -35,49 +61,151 @@ PIXEL_VALUES = "pixel_values"
 TEXT_EMBEDDING = "text_embedding"
 DIAG, LEFT, RIGHT = "correspondence_diag", "correspondence_left", "correspondence_right"
 SOURCE_ROW = "source_row"
+CLUSTER_SIZE = "cluster_size"
+
+ADAM_BETAS, ADAM_EPS, WEIGHT_DECAY = (0.9, 0.999), 1e-8, 0.01  # torch.optim.AdamW defaults, weight decay as the heads
 
 
 @dataclass
 class SyntheticSet:
-    """The learnable synthetic pairs, their correspondence P and the student's log learning rate."""
+    """The learnable synthetic pairs, their correspondence P, and where each started."""
 
     images: nn.Parameter
     texts: nn.Parameter
     correspondence: LowRankCorrespondence
-    log_student_lr: nn.Parameter
     source_rows: np.ndarray
+    cluster_sizes: np.ndarray
+    log_student_lr: nn.Parameter
 
     @property
-    def student_lr(self) -> torch.Tensor:
-        return self.log_student_lr.exp()
+    def student_lr(self) -> float:
+        return float(self.log_student_lr.detach().exp())
 
     def __len__(self) -> int:
         return len(self.source_rows)
 
 
-def initial_rows(tracks: DualTrackResult, num_pairs: int, threshold: float, seed: int) -> tuple[np.ndarray, int]:
-    """``num_pairs`` real rows to start from: drawn at random among the rows BOTH tracks deem clean, topped up
-    with the most confidently clean of the others if there are too few. Returns (rows, number deemed clean)."""
-    clean = tracks.both_clean(threshold)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]).generate_state(1)[0])
-    if len(clean) >= num_pairs:
-        return np.sort(rng.choice(clean, size=num_pairs, replace=False)), len(clean)
-    confidence = tracks.track_probabilities.min(axis=0)
-    others = np.setdiff1d(np.arange(len(confidence)), clean)
-    top_up = others[np.argsort(-confidence[others], kind="stable")[: num_pairs - len(clean)]]
-    return np.sort(np.concatenate([clean, top_up])), len(clean)
+@dataclass
+class Checkpoint:
+    """A point of the (averaged) expert trajectory: flat parameters, AdamW's two moment estimates (not bias
+    corrected) and the number of steps taken."""
+
+    parameters: torch.Tensor
+    first_moment: torch.Tensor
+    second_moment: torch.Tensor
+    step: int
 
 
-def init_synthetic(images: torch.Tensor, texts: torch.Tensor, rows: np.ndarray, config: MDWConfig) -> SyntheticSet:
-    index = torch.as_tensor(rows)
-    student_lr = config.student_lr_init
-    return SyntheticSet(
-        images=nn.Parameter(images[index].clone()),
-        texts=nn.Parameter(texts[index].clone()),
-        correspondence=LowRankCorrespondence(len(rows), config.rank, config.diag_init, seed=config.seed),
-        log_student_lr=nn.Parameter(torch.tensor(float(np.log(student_lr)))),
-        source_rows=rows,
-    )
+def starting_clusters(images: torch.Tensor, texts: torch.Tensor, probability: np.ndarray, num_pairs: int,
+                      threshold: float, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Cluster the likely-clean pairs into ``num_pairs`` groups (weighted k-means, see the module docstring).
+
+    Rows below ``threshold`` stay out (label -1) unless fewer than ``num_pairs`` rows reach it; then the most
+    probable of the others join. Returns ``(labels, medoid rows, number of rows deemed clean)``.
+    """
+    clean = np.flatnonzero(probability >= threshold)
+    members = clean
+    if len(clean) < num_pairs:
+        others = np.setdiff1d(np.arange(len(probability)), clean)
+        most_probable = others[np.argsort(-probability[others], kind="stable")[:num_pairs - len(clean)]]
+        members = np.sort(np.r_[clean, most_probable])
+    joint = np.hstack([l2_normalize(images.reshape(len(images), -1).numpy().astype(np.float64)),
+                       l2_normalize(texts.numpy().astype(np.float64))])[members]
+    kmeans = KMeans(n_clusters=num_pairs, n_init=1, random_state=seed).fit(joint, sample_weight=probability[members])
+    labels = np.full(len(probability), -1)
+    labels[members] = kmeans.labels_
+    closeness = np.einsum("nd,nd->n", joint, kmeans.cluster_centers_[kmeans.labels_])
+    medoids = np.array([members[kmeans.labels_ == c][np.argmax(closeness[kmeans.labels_ == c])]
+                        for c in range(num_pairs)])
+    return labels, medoids, len(clean)
+
+
+def blended_pairs(images: torch.Tensor, texts: torch.Tensor, probability: np.ndarray,
+                  labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each cluster's clean-probability-weighted mean image (vector or pixels) and text embedding."""
+    n_clusters = labels.max() + 1
+    rows = np.flatnonzero(labels >= 0)
+    assignment = torch.zeros(n_clusters, len(images), dtype=torch.float64)
+    assignment[torch.as_tensor(labels[rows]), torch.as_tensor(rows)] = torch.as_tensor(probability[rows])
+    assignment /= assignment.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    flat_images = images.reshape(len(images), -1).double()
+    blended = (assignment @ flat_images).float().reshape(n_clusters, *images.shape[1:])
+    return blended, (assignment @ texts.double()).float()
+
+
+def train_experts(images: torch.Tensor, texts: torch.Tensor, probability: np.ndarray, config: MDWConfig, *,
+                  image_network=None, keep_trajectory: bool = True) -> tuple[nn.Module, list[Checkpoint]]:
+    """Train ``config.expert_tracks`` experts from one shared initialisation, each in its own data order, and
+    average their checkpoints (every ``checkpoint_every`` steps). Returns a model holding the averaged final
+    parameters and the averaged trajectory (only its last checkpoint when ``keep_trajectory`` is False)."""
+    init_seed, *track_seeds = np.random.SeedSequence([config.seed, 4]).generate_state(1 + config.expert_tracks)
+    shared = build_proxy(tuple(images.shape[1:]), texts.shape[1], kind=config.heads, seed=int(init_seed),
+                         image_network=image_network)
+    start = flatten_parameters(shared)
+    draw = probability / probability.sum()
+    batch_size = min(config.proxy_batch_size, int((probability > 0).sum()))
+    average: list[Checkpoint] = []
+    for track_seed in track_seeds:
+        model = load_flat_parameters(shared, start)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.proxy_lr, betas=ADAM_BETAS, eps=ADAM_EPS,
+                                      weight_decay=WEIGHT_DECAY)
+        rng = np.random.default_rng(int(track_seed))
+        trajectory = [Checkpoint(start, torch.zeros_like(start), torch.zeros_like(start), 0)] if keep_trajectory else []
+        model.train()
+        for step in range(1, config.expert_steps + 1):
+            batch = torch.as_tensor(np.sort(rng.choice(len(images), size=batch_size, replace=False, p=draw)))
+            image_out, text_out = model(images[batch], texts[batch])
+            loss = info_nce(image_out, text_out, model.log_scale)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if (keep_trajectory and step % config.checkpoint_every == 0) or step == config.expert_steps:
+                trajectory.append(Checkpoint(flatten_parameters(model), _flat_state(model, optimizer, "exp_avg"),
+                                             _flat_state(model, optimizer, "exp_avg_sq"), step))
+        trajectory = trajectory if keep_trajectory else trajectory[-1:]
+        average = trajectory if not average else [
+            Checkpoint(a.parameters + b.parameters, a.first_moment + b.first_moment,
+                       a.second_moment + b.second_moment, a.step) for a, b in zip(average, trajectory)]
+    tracks = config.expert_tracks
+    average = [Checkpoint(c.parameters / tracks, c.first_moment / tracks, c.second_moment / tracks, c.step)
+               for c in average]
+    return load_flat_parameters(shared, average[-1].parameters), average
+
+
+def _flat_state(model: nn.Module, optimizer: torch.optim.Optimizer, name: str) -> torch.Tensor:
+    return torch.cat([optimizer.state[p][name].reshape(-1) if name in optimizer.state.get(p, {})
+                      else torch.zeros(p.numel()) for p in model.parameters()]).detach().clone()
+
+
+@torch.no_grad()
+def expert_correspondence(expert: nn.Module, images: torch.Tensor, texts: torch.Tensor,
+                          config: MDWConfig) -> LowRankCorrespondence:
+    """P's starting point: ``correspondence_scale`` times the expert's cosine similarity of the synthetic
+    images and texts, as ``diag(a) + L R^T`` (rank-``rank`` SVD, diagonal exact); ``diag_init`` times the
+    identity when the scale is 0."""
+    if config.correspondence_scale == 0:
+        return LowRankCorrespondence(len(images), config.rank, config.diag_init, seed=config.seed)
+    expert.eval()
+    image_out, text_out = expert(images, texts)
+    return LowRankCorrespondence.from_matrix(config.correspondence_scale * (image_out @ text_out.T), config.rank)
+
+
+def init_synthetic(images: torch.Tensor, texts: torch.Tensor, probability: np.ndarray, num_pairs: int,
+                   config: MDWConfig) -> tuple[SyntheticSet, int]:
+    """Steps 1-2: the starting synthetic set (P still the identity-like default); returns it and the number
+    of rows deemed clean."""
+    labels, medoids, n_clean = starting_clusters(images, texts, probability, num_pairs, config.clean_threshold,
+                                                 config.seed)
+    if config.blend:
+        start_images, start_texts = blended_pairs(images, texts, probability, labels)
+    else:
+        start_images, start_texts = images[torch.as_tensor(medoids)], texts[torch.as_tensor(medoids)]
+    synthetic = SyntheticSet(
+        images=nn.Parameter(start_images.clone()), texts=nn.Parameter(start_texts.clone()),
+        correspondence=LowRankCorrespondence(num_pairs, config.rank, config.diag_init, seed=config.seed),
+        source_rows=medoids, cluster_sizes=np.bincount(labels[labels >= 0], minlength=num_pairs),
+        log_student_lr=nn.Parameter(torch.tensor(float(np.log(config.proxy_lr)))))
+    return synthetic, n_clean
 
 
 def student_loss(proxy: nn.Module, flat: torch.Tensor, synthetic: SyntheticSet, rows: torch.Tensor) -> torch.Tensor:
@@ -88,9 +216,33 @@ def student_loss(proxy: nn.Module, flat: torch.Tensor, synthetic: SyntheticSet, 
                     targets=image_to_text, text_targets=text_to_image)
 
 
-def match_trajectories(synthetic: SyntheticSet, tracks: DualTrackResult, config: MDWConfig, *,
-                       pixels: bool, show_progress: bool = True) -> list[float]:
-    """Optimise ``synthetic`` in place for ``config.iterations`` steps; returns the objective per iteration."""
+def adamw_step(flat: torch.Tensor, first: torch.Tensor, second: torch.Tensor, grad: torch.Tensor, step: int,
+               lr: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One differentiable ``torch.optim.AdamW`` step (same betas, eps, weight decay); ``step`` counts from 1.
+
+    Example:
+        >>> p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        >>> optimizer = torch.optim.AdamW([p], lr=0.1, weight_decay=0.01)
+        >>> p.grad = torch.tensor([0.5, 0.25]); optimizer.step()
+        >>> flat, _, _ = adamw_step(torch.tensor([1.0, -2.0]), torch.zeros(2), torch.zeros(2),
+        ...                         torch.tensor([0.5, 0.25]), 1, 0.1)
+        >>> torch.allclose(flat, p.detach())
+        True
+    """
+    (beta1, beta2), eps = ADAM_BETAS, ADAM_EPS
+    first = beta1 * first + (1 - beta1) * grad
+    second = beta2 * second + (1 - beta2) * grad * grad
+    # sqrt(v + eps^2) instead of sqrt(v): the same value to float precision, a finite derivative at v = 0.
+    denominator = (second / (1 - beta2 ** step) + eps * eps).sqrt() + eps
+    return flat * (1 - lr * WEIGHT_DECAY) - lr * (first / (1 - beta1 ** step)) / denominator, first, second
+
+
+def match_trajectories(synthetic: SyntheticSet, proxy: nn.Module, trajectory: list[Checkpoint],
+                       config: MDWConfig, *, pixels: bool, show_progress: bool = True) -> list[float]:
+    """Step 4: optimise ``synthetic`` in place for ``config.iterations`` steps; returns the objective per
+    iteration."""
+    if config.iterations == 0:
+        return []
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 3]).generate_state(1)[0])
     optimizer = torch.optim.Adam([
         {"params": [synthetic.images], "lr": config.lr_pixels if pixels else config.lr_features},
@@ -98,50 +250,51 @@ def match_trajectories(synthetic: SyntheticSet, tracks: DualTrackResult, config:
         {"params": list(synthetic.correspondence.parameters()), "lr": config.lr_correspondence},
         {"params": [synthetic.log_student_lr], "lr": config.lr_student_lr},
     ])
-    scorer = copy.deepcopy(tracks.proxy) if pixels else None  # holds the start checkpoint for Grad-CAM
+    heads = head_slices(proxy)
+    scorer = copy.deepcopy(proxy) if pixels else None  # holds the start checkpoint for Grad-CAM
     objectives = []
     for _ in tqdm(range(config.iterations), desc="MDW trajectory matching", disable=not show_progress):
-        track = int(rng.integers(len(tracks.trajectories)))
-        start_epoch = int(rng.integers(config.last_start_epoch + 1))
-        start = tracks.trajectories[track][start_epoch]
-        target = tracks.trajectories[track][start_epoch + config.expert_epochs]
-        moment = tracks.second_moments[track][start_epoch]
-        objective = _matching_objective(synthetic, tracks.proxy, start, target, moment, config, rng)
+        start_index = int(rng.integers(config.last_start_epoch + 1))
+        start, target = trajectory[start_index], trajectory[start_index + config.expert_epochs]
+        objective = matching_objective(synthetic, proxy, start, target, heads, config, rng)
         optimizer.zero_grad()
         objective.backward()
         if pixels:
-            _emphasise_correspondence(synthetic, load_flat_parameters(scorer, start), config)
+            _emphasise_correspondence(synthetic, load_flat_parameters(scorer, start.parameters), config)
         optimizer.step()
         objectives.append(objective.item())
     return objectives
 
 
-def _matching_objective(synthetic, proxy, start, target, moment, config, rng) -> torch.Tensor:
-    """Normalised distance between the student after ``synthetic_steps`` steps from ``start`` and ``target``.
-
-    Each student step is Adam-like, ``theta - lr * g / sqrt(max(v, g^2))``, with ``v`` the expert's second
-    moment at the start checkpoint: no coordinate moves by more than ``lr``, as under Adam. Plain SGD steps
-    could not follow the Adam-trained experts (objective stayed above 1 on Open Clip Art), and ``g / sqrt(v)``
-    alone exploded where the synthetic gradient outgrew the expert's; the proxies need Adam because SGD on the
-    raw image features stayed at chance level.
-    """
-    flat = start.clone().requires_grad_(True)
-    batch = min(config.synthetic_batch_size or len(synthetic), len(synthetic))
-    for _ in range(config.synthetic_steps):
+def matching_objective(synthetic: SyntheticSet, proxy: nn.Module, start: Checkpoint, target: Checkpoint,
+                       heads: dict[str, slice], config: MDWConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Mean over the heads of ``||theta_student - theta_target||^2 / ||theta_start - theta_target||^2``, the
+    student taking ``target.step - start.step`` differentiable AdamW steps from ``start`` on the synthetic set."""
+    flat = start.parameters.clone().requires_grad_(True)
+    first, second = start.first_moment.clone(), start.second_moment.clone()
+    batch = min(config.synthetic_batch_size or config.proxy_batch_size, len(synthetic))
+    steps = config.synthetic_steps or target.step - start.step
+    for step in range(start.step + 1, start.step + steps + 1):
         rows = torch.as_tensor(np.sort(rng.choice(len(synthetic), size=batch, replace=False)))
         grad, = torch.autograd.grad(student_loss(proxy, flat, synthetic, rows), flat, create_graph=True)
-        flat = flat - synthetic.student_lr * adam_like_step(grad, moment)
-    return (flat - target).pow(2).sum() / (start - target).pow(2).sum().clamp_min(1e-12)
+        flat, first, second = adamw_step(flat, first, second, grad, step, synthetic.log_student_lr.exp())
+    distances = [(flat[part] - target.parameters[part]).pow(2).sum()
+                 / (start.parameters[part] - target.parameters[part]).pow(2).sum().clamp_min(1e-12)
+                 for part in heads.values()]
+    return torch.stack(distances).mean()
 
 
-def adam_like_step(grad: torch.Tensor, second_moment: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """``grad / sqrt(max(second_moment, grad^2))``: each coordinate in [-1, 1], differentiable.
-
-    Example:
-        >>> adam_like_step(torch.tensor([2.0, 0.1, -0.5]), torch.tensor([1.0, 1.0, 0.0]))
-        tensor([ 1.0000,  0.1000, -1.0000])
-    """
-    return grad / (torch.maximum(second_moment, grad * grad) + eps * eps).sqrt()
+def head_slices(model: nn.Module) -> dict[str, slice]:
+    """Where the image head's and the text head's parameters sit in the flat vector (the temperature is left
+    out of the matching: it is one number, and a shared one)."""
+    spans: dict[str, list[int]] = {}
+    position = 0
+    for name, parameter in model.named_parameters():
+        top = name.split(".")[0]
+        if top in ("image", "text"):
+            spans.setdefault(top, [position, position])[1] = position + parameter.numel()
+        position += parameter.numel()
+    return {name: slice(*span) for name, span in spans.items()}
 
 
 def _emphasise_correspondence(synthetic: SyntheticSet, scorer: nn.Module, config: MDWConfig) -> None:
@@ -153,20 +306,86 @@ def _emphasise_correspondence(synthetic: SyntheticSet, scorer: nn.Module, config
 
 
 def distill_pairs(images: torch.Tensor, texts: torch.Tensor, num_pairs: int, config: MDWConfig, *,
-                  image_network=None, show_progress: bool = True):
-    """The whole MDW pipeline on tensors: returns (synthetic set, dual-track result, objectives, timings)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    tracks = fit_dual_track(images, texts, config, image_network=image_network, show_progress=show_progress)
-    estimated = time.perf_counter(), time.process_time()
-    rows, n_clean = initial_rows(tracks, num_pairs, config.clean_threshold, config.seed)
-    synthetic = init_synthetic(images, texts, rows, config)
-    objectives = match_trajectories(synthetic, tracks, config, pixels=image_network is not None,
-                                    show_progress=show_progress)
-    timings = {"noise_estimation_s": estimated[0] - wall, "noise_estimation_cpu_s": estimated[1] - cpu,
-               "distillation_s": time.perf_counter() - estimated[0],
-               "distillation_cpu_s": time.process_time() - estimated[1],
-               "total_s": time.perf_counter() - wall, "total_cpu_s": time.process_time() - cpu}
-    return synthetic, tracks, objectives, {"both_tracks_clean": n_clean, "timings": timings}
+                  image_network=None, clean_probability: np.ndarray | None = None, show_progress: bool = True):
+    """The whole MDW pipeline on tensors: returns (synthetic set, objectives, diagnostics with timings).
+
+    ``clean_probability`` (one per row) skips the estimate."""
+    clock = _Clock()
+    if clean_probability is None:
+        clean_probability = fit_dual_track(images, texts, config, image_network=image_network,
+                                           show_progress=show_progress).clean_probability
+    clock.lap("noise_estimation")
+    synthetic, n_clean = init_synthetic(images, texts, clean_probability, num_pairs, config)
+    clock.lap("starting_pairs")
+    objectives = []
+    if config.iterations > 0 or config.correspondence_scale > 0:  # else the blended pairs are the result
+        expert, trajectory = train_experts(images, texts, clean_probability, config, image_network=image_network,
+                                           keep_trajectory=config.iterations > 0)
+        synthetic.correspondence = expert_correspondence(expert, synthetic.images.detach(),
+                                                         synthetic.texts.detach(), config)
+        clock.lap("experts")
+        starting_images, starting_texts = synthetic.images.detach().clone(), synthetic.texts.detach().clone()
+        before = held_objective(synthetic, expert, trajectory, config) if config.iterations > 0 else None
+        objectives = match_trajectories(synthetic, expert, trajectory, config, pixels=image_network is not None,
+                                        show_progress=show_progress)
+        after = held_objective(synthetic, expert, trajectory, config) if config.iterations > 0 else None
+        shift = {"images": relative_shift(starting_images, synthetic.images.detach()),
+                 "texts": relative_shift(starting_texts, synthetic.texts.detach())}
+    else:
+        before = after = None
+        shift = {"images": 0.0, "texts": 0.0}
+    clock.lap("matching")
+    return synthetic, objectives, {"deemed_clean": n_clean, "timings": clock.timings(), "matching_shift": shift,
+                                   "objective_before": before, "objective_after": after}
+
+
+def held_objective(synthetic: SyntheticSet, proxy: nn.Module, trajectory: list[Checkpoint], config: MDWConfig,
+                   starts: int = 5) -> float:
+    """The matching objective averaged over ``starts`` evenly spaced start checkpoints, each with the same
+    student batches every time it is called: unlike the per-iteration objective (a random start and random
+    batches each iteration), its before / after values compare like with like."""
+    heads = head_slices(proxy)
+    values = []
+    for start_index in np.unique(np.linspace(0, config.last_start_epoch, starts).round().astype(int)):
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 5, int(start_index)]).generate_state(1)[0])
+        objective = matching_objective(synthetic, proxy, trajectory[start_index],
+                                       trajectory[start_index + config.expert_epochs], heads, config, rng)
+        values.append(objective.item())
+    return float(np.mean(values))
+
+
+def relative_shift(start: torch.Tensor, end: torch.Tensor) -> float:
+    """How far the matching moved the synthetic vectors: their mean displacement over the mean distance of the
+    starting vectors from their centroid (0: not moved; 1: as far as a typical vector is from the centre).
+
+    Example:
+        >>> start = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+        >>> relative_shift(start, start + torch.tensor([0.0, 0.5]))
+        0.5
+    """
+    start, end = start.reshape(len(start), -1).double(), end.reshape(len(end), -1).double()
+    spread = (start - start.mean(dim=0)).norm(dim=1).mean()
+    return float((end - start).norm(dim=1).mean() / spread.clamp_min(1e-12))
+
+
+class _Clock:
+    """Wall and CPU (process) seconds of each named stage, and in total."""
+
+    def __init__(self):
+        self.started = self.last = (time.perf_counter(), time.process_time())
+        self.laps: dict[str, tuple[float, float]] = {}
+
+    def lap(self, name: str) -> None:
+        now = (time.perf_counter(), time.process_time())
+        self.laps[name] = (now[0] - self.last[0], now[1] - self.last[1])
+        self.last = now
+
+    def timings(self) -> dict[str, float]:
+        out = {}
+        for name, (wall, cpu) in self.laps.items():
+            out[f"{name}_s"], out[f"{name}_cpu_s"] = wall, cpu
+        out["total_s"], out["total_cpu_s"] = self.last[0] - self.started[0], self.last[1] - self.started[1]
+        return out
 
 
 def to_dataset(synthetic: SyntheticSet, *, pixels: bool, result: DistillationResult,
@@ -181,6 +400,7 @@ def to_dataset(synthetic: SyntheticSet, *, pixels: bool, result: DistillationRes
         LEFT: correspondence.left.detach().numpy().astype(np.float32),
         RIGHT: correspondence.right.detach().numpy().astype(np.float32),
         SOURCE_ROW: synthetic.source_rows.astype(np.int64),
+        CLUSTER_SIZE: synthetic.cluster_sizes.astype(np.int64),
     }
     features = datasets.Features({
         PIXEL_VALUES if pixels else IMAGE_FEATURES: (datasets.Array3D(images.shape[1:], "float32") if pixels
@@ -190,6 +410,7 @@ def to_dataset(synthetic: SyntheticSet, *, pixels: bool, result: DistillationRes
         LEFT: datasets.Sequence(datasets.Value("float32")),
         RIGHT: datasets.Sequence(datasets.Value("float32")),
         SOURCE_ROW: datasets.Value("int64"),
+        CLUSTER_SIZE: datasets.Value("int64"),
     })
     distilled = datasets.Dataset.from_dict(columns, features=features)
     distilled.info.description = attach_distillation(source_description, result)

@@ -27,6 +27,29 @@ class LowRankCorrespondence(nn.Module):
         self.left = nn.Parameter(0.01 * torch.randn(n_pairs, rank, generator=generator))
         self.right = nn.Parameter(torch.zeros(n_pairs, rank))
 
+    @classmethod
+    def from_matrix(cls, matrix: torch.Tensor, rank: int) -> LowRankCorrespondence:
+        """The factors of a given ``(n, n)`` matrix: ``L R^T`` its best rank-``rank`` approximation (SVD, the
+        singular values split evenly between the factors) and ``diag`` what the diagonal still needs, so the
+        diagonal is exact.
+
+        Example:
+            >>> m = torch.tensor([[3.0, 1.0], [1.0, 2.0]])
+            >>> p = LowRankCorrespondence.from_matrix(m, rank=1)
+            >>> torch.allclose(p.matrix().diagonal(), m.diagonal()), p.left.shape
+            (True, torch.Size([2, 1]))
+        """
+        matrix = torch.as_tensor(matrix, dtype=torch.float64)
+        u, s, vh = torch.linalg.svd(matrix)
+        rank = min(rank, len(s))
+        left, right = u[:, :rank] * s[:rank].sqrt(), vh[:rank].T * s[:rank].sqrt()
+        correspondence = cls(len(matrix), rank, 0.0)
+        with torch.no_grad():
+            correspondence.left.copy_(left)
+            correspondence.right.copy_(right)
+            correspondence.diag.copy_(matrix.diagonal() - (left * right).sum(dim=1))
+        return correspondence
+
     def matrix(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """P, or its block ``P[rows][:, rows]`` (a minibatch of synthetic pairs)."""
         if rows is None:
