@@ -71,12 +71,16 @@ def test_dq_fast_graphcut_equals_naive_greedy_on_300_rows(num_bins):
     assert sorted(np.concatenate(fast_bins).tolist()) == list(range(300))
 
 
+def _tight_clusters() -> np.ndarray:
+    """400 rows in 8 tight clusters: a dense front of near-equal GraphCut gains."""
+    rng = np.random.default_rng(5)
+    return rng.normal(size=(8, 16))[rng.integers(8, size=400)] + 0.2 * rng.normal(size=(400, 16))
+
+
 @pytest.mark.parametrize("max_cached_floats", [64_000_000, 4_000])
 def test_dq_bins_equal_the_exact_greedy_on_clustered_rows_with_a_tiny_cache(max_cached_floats):
-    # 400 rows in 8 tight clusters (a dense front of near-equal gains); a 4,000-float cache holds 10 rows,
-    # so prefetched rows are evicted all the time.
-    rng = np.random.default_rng(5)
-    x = rng.normal(size=(8, 16))[rng.integers(8, size=400)] + 0.2 * rng.normal(size=(400, 16))
+    # A 4,000-float cache holds 10 rows, so prefetched rows are evicted all the time.
+    x = _tight_clusters()
     fast_bins, fast_gains = graphcut_bins(x, 6, max_cached_floats=max_cached_floats)
     for reference_bins, reference_gains in (matvec_graphcut_bins(x, 6), naive_graphcut_bins(x, 6)):
         for fast, reference, fg, rg in zip(fast_bins, reference_bins, fast_gains, reference_gains):
@@ -87,8 +91,7 @@ def test_dq_bins_equal_the_exact_greedy_on_clustered_rows_with_a_tiny_cache(max_
 def test_dq_duplicate_rows_tie_and_the_bins_hold_the_same_rows():
     # Exact duplicates have equal gains up to rounding, so which copy goes first may differ from the naive
     # greedy; the bins must still hold the same rows (each index mapped to its first identical copy).
-    rng = np.random.default_rng(5)
-    x = rng.normal(size=(8, 16))[rng.integers(8, size=400)] + 0.2 * rng.normal(size=(400, 16))
+    x = _tight_clusters()
     x[380:] = x[:20]
     canonical = np.arange(400)
     canonical[380:] = np.arange(20)

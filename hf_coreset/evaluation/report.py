@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..outputs import write_files
+
 CORESET, RANDOM, FULL = "coreset", "random", "full"
 BEATS, NO_BETTER, WORSE = "beats random", "no better than random", "worse than random"
 UNDECIDED = "undecided (one seed gives no spread: use 2 or more)"
@@ -226,8 +228,6 @@ class CoresetReport:
     def save(self, folder: str | Path) -> Path:
         """Write :meth:`files` into ``folder`` (created if needed), each file replaced at once (an interrupt
         leaves the old file or the new one, never half of one); return the folder."""
-        from ..outputs import write_files
-
         folder = Path(folder)
         write_files(folder, self.files())
         return folder

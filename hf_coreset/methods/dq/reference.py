@@ -48,7 +48,7 @@ def matvec_graphcut_bins(x: np.ndarray, num_bins: int, graphcut_lambda: float = 
             pick = int(np.argmax(gain))
             picks[step], picked_gains[step] = pick, gain[pick]
             gain -= 2.0 * (pool @ pool[pick])
-            gain[picks[: step + 1]] = -np.inf
+            gain[pick] = -np.inf  # picked rows stay at -inf: -inf minus a similarity is -inf
         bins.append(remaining[picks])
         gains.append(picked_gains)
         remaining = np.delete(remaining, picks)

@@ -32,9 +32,14 @@ class SimilarityRows:
 
     def __init__(self, pool_rows: np.ndarray, block: int = 512, max_cached_floats: int = 64_000_000):
         self.pool_rows = pool_rows
-        self.max_rows = max(4, max_cached_floats // len(pool_rows))
+        self.max_cached_floats = max_cached_floats
         self.block = max(1, min(block, self.max_rows // 4))
         self.rows: dict[int, np.ndarray] = {}
+
+    @property
+    def max_rows(self) -> int:
+        """How many rows of the current pool's length fit the cache (it grows as the pool shrinks)."""
+        return max(4, self.max_cached_floats // max(1, len(self.pool_rows)))
 
     def pop(self, index: int, gain: np.ndarray, taken: np.ndarray) -> np.ndarray:
         """``s(index, pool)``; on a miss, also prefetch rows of the highest-gain untaken pool members."""
@@ -47,7 +52,6 @@ class SimilarityRows:
         positions = np.cumsum(kept) - 1
         self.pool_rows = self.pool_rows[kept]
         self.rows = {int(positions[i]): row[kept] for i, row in self.rows.items() if kept[i]}
-        self.max_rows = max(4, self.max_rows * len(kept) // max(1, len(self.pool_rows)))
 
     def _prefetch(self, index: int, gain: np.ndarray, taken: np.ndarray) -> None:
         free = np.flatnonzero(~taken)
