@@ -220,13 +220,15 @@ def run_price(args) -> list[dict]:
             if partitions == 1:
                 core = hf_coreset.select_coreset(dataset, method, args.budget, embedding_columns=COLUMNS,
                                                  show_progress=False)
-                indices = hf_coreset.get_selection_result(core).indices
+                result, split = hf_coreset.get_selection_result(core), None
             else:
-                indices = select_with_ray(dataset, method, args.budget, embedding_columns=COLUMNS, num_workers=2,
-                                          num_partitions=partitions, show_progress=False).indices
+                result = select_with_ray(dataset, method, args.budget, embedding_columns=COLUMNS, num_workers=2,
+                                         num_partitions=partitions, show_progress=False)
+                split = result.provenance["engine"]["budget_split"]
             seconds = time.perf_counter() - started
-            records.append({"kind": "price", "method": method, "rows": args.rows, "budget": len(indices),
-                            "partitions": partitions, "seconds": seconds, **objectives(method, x, indices)})
+            records.append({"kind": "price", "method": method, "rows": args.rows, "budget": len(result.indices),
+                            "partitions": partitions, "budget_split": split, "seconds": seconds,
+                            **objectives(method, x, result.indices)})
             print(json.dumps(records[-1]), flush=True)
     ray.shutdown()
     return records
@@ -312,17 +314,20 @@ def tables(records: list[dict]) -> str:
                 f"{r['seconds']:.0f}", f"{r['rows_per_s']:,.0f}", f"{r['max_rss_gib']:.2f}")
             lines.append(f"| {r['method']} | {r['rows']:,} | {' | '.join(cells)} | `{r['command']}` |")
     lines += ["", "## Price of partitioning (item 4)", "",
-              "| method | rows | budget | partitions | time (s) | objective (what it optimises) | ratio to global "
-              "| mean distance to nearest pick | ratio to global | command |",
-              "|---|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+              "| method | rows | budget | partitions | budget split | time (s) | objective (what it optimises) "
+              "| ratio to global | mean distance to nearest pick | ratio to global | command |",
+              "|---|---:|---:|---:|---|---:|---|---:|---:|---:|---|"]
     prices = [r for r in records if r["kind"] == "price"]
     for r in prices:
+        # The global selection of the same run (the method's defaults may have changed between runs).
         glob = next((g for g in prices if g["method"] == r["method"] and g["rows"] == r["rows"]
-                     and g["partitions"] == 1), r)
+                     and g["partitions"] == 1 and g["command"] == r["command"]), r)
         target = OBJECTIVE.get(r["method"])
         objective = ("n/a (no single objective)", "") if not target else (
             f"{target[0]} {r[target[0]]:.4f} ({target[1]} is better)", f"{r[target[0]] / glob[target[0]]:.3f}")
-        lines.append(f"| {r['method']} | {r['rows']:,} | {r['budget']:,} | {r['partitions']} | {r['seconds']:.0f} "
+        split = r.get("budget_split") or ("" if r["partitions"] == 1 else "proportional")
+        lines.append(f"| {r['method']} | {r['rows']:,} | {r['budget']:,} | {r['partitions']} | {split} "
+                     f"| {r['seconds']:.0f} "
                      f"| {objective[0]} | {objective[1]} | {r['mean_nearest']:.4f} "
                      f"| {r['mean_nearest'] / glob['mean_nearest']:.3f} | `{r['command']}` |")
     lines += ["", "## DQ GraphCut bins on one machine (item 5)", "",

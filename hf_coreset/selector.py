@@ -53,6 +53,9 @@ class Selector(abc.ABC):
     needs_features: ClassVar[bool] = True
     # What a score means, written into the provenance so that the score column is self-explaining.
     score_meaning: ClassVar[str] = ""
+    # True when the scores are a greedy's marginal gains of an objective that sums (or maxes) over rows, so
+    # that gains of different partitions compare: the Ray engine then splits the budget by gain.
+    scores_are_marginal_gains: ClassVar[bool] = False
 
     def __init__(self, config: SelectionConfig):
         self.config = config

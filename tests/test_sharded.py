@@ -21,7 +21,7 @@ import hf_coreset
 from hf_coreset import SelectionConfig, Selector
 from hf_coreset.errors import BadFeaturesError, CoresetEngineError, CoresetInputError
 from hf_coreset.registry import _REGISTRY
-from hf_coreset.sharded import interleave, partition_seed, select_with_ray
+from hf_coreset.sharded import interleave, merge_by_gain, partition_seed, select_with_ray
 
 REPO_ROOT = str(Path(__file__).resolve().parents[1])
 COLUMNS = ["img_emb", "txt_emb"]
@@ -178,6 +178,7 @@ def test_select_coreset_with_engine_ray_returns_the_subset(pool):
         ({"method": "kcenter", "embedding_columns": None}, "pass embedding_columns"),
         ({"method": "kcenter", "embedding_columns": ["nope"]}, "Column 'nope' is not in the data"),
         ({"method": "kcenter", "budget_split": "fair"}, "budget_split must be one of"),
+        ({"method": "herding", "budget_split": "gain"}, 'budget_split="gain" needs scores that are greedy marginal'),
         ({"method": "cast", "group_column": "row"}, "group_column is not supported by the Ray engine"),
         ({"method": "ost", "proxy": object(), "collate_fn": list}, "with proxy, collate_fn computes its own"),
         ({"method": "kcenter", "num_bins": 3}, "Unknown option"),
@@ -198,6 +199,39 @@ def test_interleave_takes_turns_in_proportion_to_the_shares():
     assert interleave([2, 1]) == [(0, 0), (1, 0), (0, 1)]
     order = interleave([6, 2, 0])
     assert len(order) == 8 and order[:4] == [(0, 0), (0, 1), (1, 0), (0, 2)]
+
+
+def separated_clusters(spreads=(0.4, 0.5, 0.6), rows=150, seed=0) -> datasets.Dataset:
+    """Clusters far apart (no row has a neighbour in another among its 100 nearest), of different spreads."""
+    rng = np.random.default_rng(seed)
+    centres = 10.0 * np.eye(len(spreads), 16)
+    vectors = np.concatenate([c + s * rng.normal(size=(rows, 16)) for c, s in zip(centres, spreads)])
+    order = rng.permutation(len(vectors))
+    return datasets.Dataset.from_dict({"img_emb": vectors[order].tolist(), "txt_emb": vectors[order, :8].tolist()})
+
+
+def test_the_gain_split_is_the_global_greedy_when_no_row_is_represented_across_partitions():
+    data = separated_clusters()
+    one_process = hf_coreset.get_selection_result(hf_coreset.select_coreset(
+        data, "facility_location", 45, embedding_columns=COLUMNS, show_progress=False))
+    result = select_with_ray(data, "facility_location", 45, embedding_columns=COLUMNS, num_partitions=3, **SMALL)
+    np.testing.assert_array_equal(result.indices, one_process.indices)
+    np.testing.assert_allclose(result.scores, one_process.scores, rtol=1e-6)
+    engine = result.provenance["engine"]
+    assert engine["budget_split"] == "gain" and sorted(engine["partition_rows"]) == [150, 150, 150]
+    # The budget follows the gains: the spread-out cluster gets most picks, the tight one fewest.
+    assert sorted(engine["partition_budgets"]) != [15, 15, 15]
+    proportional = select_with_ray(data, "facility_location", 45, embedding_columns=COLUMNS, num_partitions=3,
+                                   budget_split="proportional", **SMALL)
+    assert proportional.provenance["engine"]["partition_budgets"] == [15, 15, 15]
+    assert proportional.diagnostics["partitions"][0]["budget"] == 15
+
+
+def test_merge_by_gain_keeps_each_partitions_picks_a_prefix_of_its_order():
+    # Partition 0's second gain is higher than its first (a greedy's gains need not fall): it is held to 5.
+    assert merge_by_gain([np.array([5.0, 6.0, 1.0]), np.array([5.5, 2.0])], 3) == [(1, 0), (0, 0), (0, 1)]
+    assert merge_by_gain([np.array([np.inf, 3.0]), np.array([np.inf, 4.0])], 3) == [(0, 0), (1, 0), (1, 1)]
+    assert merge_by_gain([np.array([1.0])], 0) == []
 
 
 def test_a_table_with_float16_vectors_keeps_them_until_the_partition_task(tmp_path):

@@ -183,6 +183,23 @@ def plot(runs: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _cell(run: dict) -> tuple:
+    return run["dataset"], run["noise"], run["method"], run["budget"], run["heads"], run["seed"]
+
+
+def merge_into(path: Path, runs: list[dict], command: str) -> None:
+    """Replace ``path``'s runs of the cells in ``runs`` (e.g. one method re-run after a change) and re-make its
+    table and plot; the earlier commands stay in the record, this one is appended."""
+    saved = json.loads(path.read_text())
+    new_cells = {_cell(run) for run in runs}
+    merged = [run for run in saved["runs"] if _cell(run) not in new_cells] + runs
+    saved = {"command": f"{saved['command']} ; {command}", "runs": merged}
+    path.write_text(json.dumps(saved, indent=1))
+    path.with_suffix(".md").write_text(f"Command: `{saved['command']}`\n\n{summarise(merged)}\n")
+    plot(merged, path.with_suffix(".png"))
+    print(f"merged {len(runs)} runs into {path}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="Open Clip Art, budgets 10 %% and 100 %%, 1 seed")
@@ -202,6 +219,9 @@ def main(argv=None) -> None:
                              "mostly spins; 0 = torch's default); results do not depend on it beyond float rounding")
     parser.add_argument("--tag", default=None, help="name of the result files (default: quick or full)")
     parser.add_argument("--from-json", type=Path, help="re-make the table and plot of an earlier run, no training")
+    parser.add_argument("--merge-into", type=Path,
+                        help="an earlier result (.json): this run's cells replace the same cells there (dataset, "
+                             "noise, method, budget, heads, seed), and its table and plot are re-made")
     args = parser.parse_args(argv)
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
@@ -220,6 +240,8 @@ def main(argv=None) -> None:
     table = summarise(runs)
     RESULTS.mkdir(exist_ok=True)
     command = "python -m benchmarks.retrieval " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    if args.merge_into:
+        merge_into(args.merge_into, runs, command)
     (RESULTS / f"retrieval_{tag}.md").write_text(f"Command: `{command}`\n\n{table}\n")
     (RESULTS / f"retrieval_{tag}.json").write_text(json.dumps({"command": command, "runs": runs}, indent=1))
     plot(runs, RESULTS / f"retrieval_{tag}.png")

@@ -10,9 +10,17 @@
 See ``docs/scaling.md`` for what each stage reads, writes and moves, and the measured throughput.
 """
 
-from .partition import assign_partitions, fit_partitions, interleave, partition_seed, sample_rows
+from .partition import (
+    assign_partitions,
+    fit_partitions,
+    interleave,
+    merge_by_gain,
+    partition_seed,
+    proposal_counts,
+    sample_rows,
+)
 from .ray_engine import select_with_ray
 from .sources import DatasetSource, ParquetSource
 
-__all__ = ["DatasetSource", "ParquetSource", "assign_partitions", "fit_partitions", "interleave", "partition_seed",
-           "sample_rows", "select_with_ray"]
+__all__ = ["DatasetSource", "ParquetSource", "assign_partitions", "fit_partitions", "interleave", "merge_by_gain",
+           "partition_seed", "proposal_counts", "sample_rows", "select_with_ray"]

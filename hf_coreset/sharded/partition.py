@@ -20,9 +20,15 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..vectors import l2_normalize
+
+# Under budget_split="gain" a partition proposes this many times its proportional share (at least one row):
+# room for the partitions whose picks gain more to take more than their size alone would give them.
+GAIN_OVERSAMPLE = 2.0
 
 
 def sample_rows(n_rows: int, sample_size: int, seed: int) -> np.ndarray:
@@ -69,3 +75,32 @@ def interleave(shares: list[int]) -> list[tuple[int, int]]:
     keys = [((rank + 0.5) / share, partition, rank) for partition, share in enumerate(shares)
             for rank in range(share)]
     return [(partition, rank) for _, partition, rank in sorted(keys)]
+
+
+def proposal_counts(sizes: np.ndarray, shares: np.ndarray, oversample: float = GAIN_OVERSAMPLE) -> np.ndarray:
+    """Picks each partition proposes for a merge by gain: ``ceil(oversample * share)``, at least 1, at most
+    the partition's rows. Their sum is at least ``sum(shares)``, so the budget can always be met.
+
+    Example:
+        >>> proposal_counts(np.array([100, 40, 3]), np.array([10, 4, 0])).tolist()
+        [20, 8, 1]
+    """
+    return np.array([min(int(size), max(1, math.ceil(oversample * share))) for size, share in zip(sizes, shares)],
+                    dtype=np.int64)
+
+
+def merge_by_gain(gains: list[np.ndarray], budget: int) -> list[tuple[int, int]]:
+    """``(partition, rank)`` of the ``budget`` proposals with the highest gains, highest first.
+
+    Each partition's gains are first made non-increasing (running minimum), so a partition's share is always
+    a prefix of its own pick order: pick ``r`` was chosen given picks ``0 .. r-1``. When no row is
+    represented across partitions, this is the greedy on the whole pool: the next pick goes to the
+    partition where it gains most. Ties go to the earlier partition, then the earlier rank.
+
+    Example:
+        >>> merge_by_gain([np.array([9.0, 5.0, 1.0]), np.array([7.0, 6.0])], 3)
+        [(0, 0), (1, 0), (1, 1)]
+    """
+    keys = [(-float(gain), partition, rank) for partition, partition_gains in enumerate(gains)
+            for rank, gain in enumerate(np.minimum.accumulate(np.asarray(partition_gains, dtype=np.float64)))]
+    return [(partition, rank) for _, partition, rank in sorted(keys)[:budget]]

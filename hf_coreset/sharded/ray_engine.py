@@ -11,11 +11,17 @@ things: the shard list, a sample, the k-means centres, partition sizes and the p
    object store, plus the count per partition.
 3. **budget**: ``budget_split="proportional"`` gives partition p ``budget * n_p / N`` rows (largest
    remainder); ``"equal"`` gives every partition the same count, and a partition smaller than its share
-   gives all its rows, the rest going to the others (:mod:`hf_coreset.budget`).
+   gives all its rows, the rest going to the others (:mod:`hf_coreset.budget`). ``"gain"`` (the default,
+   ``"auto"``, for methods whose scores are greedy marginal gains: facility location, CAST, k-center) asks
+   every partition for twice its proportional share and lets the gains decide in the merge.
 4. **select**: one task per partition gathers its pieces (in shard order, so rows stay in row order), runs
    the registered method on them with the seed ``partition_seed(seed, p)`` and returns its picks.
 5. **merge**: the partitions' picks are interleaved in proportion to their shares
-   (:func:`~hf_coreset.sharded.partition.interleave`) into one :class:`~hf_coreset.SelectionResult`.
+   (:func:`~hf_coreset.sharded.partition.interleave`) into one :class:`~hf_coreset.SelectionResult`; under
+   ``"gain"`` the proposals with the highest marginal gains are kept, highest first
+   (:func:`~hf_coreset.sharded.partition.merge_by_gain`): the greedy over all partitions at once, as if no
+   row could be represented by a row of another partition. Partitioning costs a coverage method less that
+   way: a partition of spread-out rows gets more picks than one of near-duplicates of the same size.
 
 Where a method has an exact sharded form it is used instead (ScalSelect: :mod:`.exact`), and methods that
 need no features (``random``) select in the driver from the row count alone; both give the single-process
@@ -45,10 +51,21 @@ from ..result import SelectionResult
 from ..selector import FeatureSet
 from ..validation import resolve_budget
 from . import exact
-from .partition import assign_partitions, fit_partitions, interleave, partition_seed, partition_vectors, sample_rows
+from .partition import (
+    assign_partitions,
+    fit_partitions,
+    interleave,
+    merge_by_gain,
+    partition_seed,
+    partition_vectors,
+    proposal_counts,
+    sample_rows,
+)
 from .sources import check_embedding_columns, open_source
 
 RAY_HINT = 'the Ray engine needs Ray: pip install "hf-coreset[ray]"'
+# "auto": "gain" for methods whose scores are greedy marginal gains, else "proportional".
+BUDGET_SPLIT_CHOICES = ("auto", "gain", *BUDGET_SPLITS)
 
 
 def select_with_ray(
@@ -61,7 +78,7 @@ def select_with_ray(
     num_workers: int | None = None,
     num_partitions: int | None = None,
     rows_per_partition: int = 20_000,
-    budget_split: str = "proportional",
+    budget_split: str = "auto",
     sample_size: int | None = None,
     shard_rows: int = 65_536,
     max_retries: int = 3,
@@ -82,7 +99,10 @@ def select_with_ray(
         num_partitions: k-means partitions (default ``ceil(rows / rows_per_partition)``).
         rows_per_partition: the partition size aimed at when ``num_partitions`` is not given; it bounds the
             memory of one selection task (the method's own memory at that many rows).
-        budget_split: ``"proportional"`` (to partition size) or ``"equal"``.
+        budget_split: ``"proportional"`` (to partition size), ``"equal"``, ``"gain"`` (each partition proposes
+            twice its proportional share, the proposals with the highest marginal gains are kept; for methods
+            whose scores are greedy gains) or ``"auto"``: ``"gain"`` where the method allows it, else
+            ``"proportional"``.
         sample_size: rows the k-means is fitted on (default ``max(10_000, 50 * num_partitions)``).
         shard_rows: rows per shard of a ``Dataset`` (a parquet shard is one row group).
         max_retries: how often Ray reruns a task whose worker process died.
@@ -134,6 +154,7 @@ def select_with_ray(
             engine.update(strategy="exact (covariance summed over shards, global top-M)", num_partitions=1)
         else:
             num_partitions = num_partitions or math.ceil(n_rows / rows_per_partition)
+            budget_split = _resolve_budget_split(budget_split, spec)
             indices, scores, diagnostics, partitioning = _partitioned(
                 tasks, source_ref, shards, columns, spec, config, n_budget, num_partitions, budget_split,
                 sample_size or max(10_000, 50 * num_partitions))
@@ -163,21 +184,27 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
                       names=shard_names, num_returns=num_partitions + 1)
     pieces = [refs[:-1] for refs in split]  # pieces[shard][partition], left in the object store
     sizes = np.sum([tasks.ray.get(refs[-1]) for refs in split], axis=0)
-    shares = split_budget(sizes, n_budget, budget_split)
-    jobs = [(spec, dataclasses.replace(config, seed=partition_seed(config.seed, p)), int(shares[p]),
-             *[shard_pieces[p] for shard_pieces in pieces]) for p in range(num_partitions) if shares[p]]
-    chosen = [p for p in range(num_partitions) if shares[p]]
+    by_gain = budget_split == "gain"
+    shares = split_budget(sizes, n_budget, "proportional" if by_gain else budget_split)
+    asks = proposal_counts(sizes, shares) if by_gain else shares
+    chosen = [p for p in range(num_partitions) if asks[p]]
+    jobs = [(spec, dataclasses.replace(config, seed=partition_seed(config.seed, p)), int(asks[p]),
+             *[shard_pieces[p] for shard_pieces in pieces]) for p in chosen]
     del split, pieces  # the pieces of a partition leave the object store once its task is done
     picks = tasks.map(_select_partition, jobs, stage="select",
-                      names=[f"partition {p} ({sizes[p]} rows, {shares[p]} picks)" for p in chosen])
+                      names=[f"partition {p} ({sizes[p]} rows, {asks[p]} picks)" for p in chosen])
     by_partition = dict(zip(chosen, picks))
-    order = interleave([int(shares[p]) for p in chosen])
+    order = (merge_by_gain([by_partition[p][1] for p in chosen], n_budget) if by_gain
+             else interleave([int(asks[p]) for p in chosen]))
     indices = np.array([by_partition[chosen[i]][0][rank] for i, rank in order], dtype=np.int64)
     scores = np.array([by_partition[chosen[i]][1][rank] for i, rank in order], dtype=np.float64)
-    diagnostics = {"partitions": [{"partition": p, "rows": int(sizes[p]), "budget": int(shares[p]),
+    kept = np.zeros(num_partitions, dtype=np.int64)
+    np.add.at(kept, [chosen[i] for i, _ in order], 1)
+    diagnostics = {"partitions": [{"partition": p, "rows": int(sizes[p]), "budget": int(kept[p]),
+                                   **({"proposed": int(asks[p])} if by_gain else {}),
                                    "seed": partition_seed(config.seed, p), **by_partition[p][2]} for p in chosen]}
     partitioning = {"num_partitions": num_partitions, "partition_rows": sizes.tolist(),
-                    "partition_budgets": shares.tolist(), "budget_split": budget_split,
+                    "partition_budgets": kept.tolist(), "budget_split": budget_split,
                     "sample_rows": int(len(sample))}
     return indices, scores, diagnostics, partitioning
 
@@ -320,6 +347,12 @@ def _import_ray():
     return ray
 
 
+def _resolve_budget_split(budget_split: str, spec) -> str:
+    if budget_split != "auto":
+        return budget_split
+    return "gain" if spec.selector_class.scores_are_marginal_gains else "proportional"
+
+
 def _is_scalselect(spec) -> bool:
     from ..methods.scalselect import ScalSelectSelector
 
@@ -336,7 +369,12 @@ def _check_options(spec, config, num_workers, num_partitions, rows_per_partition
     check_positive("shard_rows", shard_rows)
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise CoresetInputError(f"max_retries must be a non-negative int, got {max_retries!r}.")
-    check_choice("budget_split", budget_split, BUDGET_SPLITS)
+    check_choice("budget_split", budget_split, BUDGET_SPLIT_CHOICES)
+    if budget_split == "gain" and not spec.selector_class.scores_are_marginal_gains:
+        raise CoresetInputError(
+            f'budget_split="gain" needs scores that are greedy marginal gains; method={spec.name!r} scores mean '
+            f'"{spec.selector_class.score_meaning}". Use "proportional" or "equal" (or "auto").'
+        )
     live = [name for name in config.object_fields if getattr(config, name, None) is not None]
     if live:
         raise CoresetInputError(

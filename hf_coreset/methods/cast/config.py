@@ -7,6 +7,7 @@ from ...graph.knn import INDEXES
 
 SCALE_SCHEDULES = ("resolution", "constant")
 RELIABILITIES = ("topology", "none")
+FINE_SCALE_TRUSTS = ("collapse", "equal")
 
 
 def _positive_int(name: str, value, minimum: int = 1) -> None:
@@ -40,6 +41,11 @@ class CASTConfig(SelectionConfig):
             belong together, from the agreement of their two neighbourhoods (``hf_coreset.graph.reliability``);
             an unreliable pair is neither picked nor counted as a row to represent. ``"none"``: every pair 1.
         reliability_draws: random re-pairings simulated for the reliability's null distribution.
+        fine_scale_trust: the modality weights of the fine-scale similarity: ``"equal"`` (every modality counts
+            the same) or ``"collapse"`` (the rows' collapse-aware trust, as in the fused graph). Collapse makes a
+            modality's neighbour lists arbitrary (many near-identical vectors tie), so it is discounted where
+            the graph is built; it does not make its similarities wrong: two rows with the same caption are
+            alike in text, and a pick with another caption does not represent them.
         beta: sharpness of the modality trust ``softmax(-beta * collapse)``.
         collapse_refinement: weight modalities by local-collapse trust; off = equal weights everywhere.
         hubness_reduction: re-rank neighbour candidates by CSLS before weighting the graph's edges.
@@ -63,6 +69,7 @@ class CASTConfig(SelectionConfig):
     fusion: str = "product"
     reliability: str = "topology"
     reliability_draws: int = 3
+    fine_scale_trust: str = "equal"
     beta: float = 5.0
     collapse_refinement: bool = True
     hubness_reduction: bool = True
@@ -87,6 +94,7 @@ class CASTConfig(SelectionConfig):
         check_choice("scale_schedule", self.scale_schedule, SCALE_SCHEDULES)
         check_choice("fusion", self.fusion, FUSIONS)
         check_choice("reliability", self.reliability, RELIABILITIES)
+        check_choice("fine_scale_trust", self.fine_scale_trust, FINE_SCALE_TRUSTS)
         check_choice("index", self.index, INDEXES)
         if self.self_loop <= 0:
             raise CoresetInputError(f"self_loop must be > 0 (it keeps every degree positive), got {self.self_loop!r}.")

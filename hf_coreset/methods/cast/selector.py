@@ -107,7 +107,8 @@ def multiscale_similarity(graph: CASTGraph, blocks: dict[str, np.ndarray], confi
     Column ``j`` says how well pair ``j`` represents every row at every scale.
     """
     graphs = list(graph.modalities.values())
-    scales = [fused_similarity(list(blocks.values()), [g.candidates for g in graphs], graph.trust, config.fusion,
+    trust = graph.trust if config.fine_scale_trust == "collapse" else np.full_like(graph.trust, 1.0 / len(graphs))
+    scales = [fused_similarity(list(blocks.values()), [g.candidates for g in graphs], trust, config.fusion,
                                [g.candidate_similarities for g in graphs])]
     scales += [diffusion_correlation(p) for p in dyadic_powers(graph.t, config.levels, config.diffusion_keep)]
     n = graph.t.shape[0]
@@ -156,6 +157,7 @@ class CASTSelector(Selector):
         (8, 10)
     """
 
+    scores_are_marginal_gains = True
     score_meaning = ("CAST facility-location gain when picked: increase of the reliability-weighted, multi-scale "
                      "sum over rows of their best similarity to the picked rows, times the pick's reliability")
 

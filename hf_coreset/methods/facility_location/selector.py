@@ -21,6 +21,7 @@ class FacilityLocationSelector(EmbeddingSelector):
         5
     """
 
+    scores_are_marginal_gains = True
     score_meaning = "facility-location gain when picked: increase of sum_i max_{j in S} cos(x_i, x_j)^2"
 
     def _select(self, features: FeatureSet, budget: int):

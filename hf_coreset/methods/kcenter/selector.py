@@ -43,6 +43,7 @@ class KCenterSelector(EmbeddingSelector):
     The first pick is drawn at random from the seed; the rest is deterministic.
     """
 
+    scores_are_marginal_gains = True
     score_meaning = "distance to the previously picked rows when picked (covering radius; first pick: inf)"
 
     def _select(self, features: FeatureSet, budget: int):
