@@ -183,6 +183,14 @@ def plot(runs: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def write_table_and_plot(json_path: Path, command: str, runs: list[dict]) -> str:
+    """The Markdown table and the plot beside a result's ``.json`` (same name); returns the table."""
+    table = summarise(runs)
+    json_path.with_suffix(".md").write_text(f"Command: `{command}`\n\n{table}\n")
+    plot(runs, json_path.with_suffix(".png"))
+    return table
+
+
 def _cell(run: dict) -> tuple:
     return run["dataset"], run["noise"], run["method"], run["budget"], run["heads"], run["seed"]
 
@@ -195,8 +203,7 @@ def merge_into(path: Path, runs: list[dict], command: str) -> None:
     merged = [run for run in saved["runs"] if _cell(run) not in new_cells] + runs
     saved = {"command": f"{saved['command']} ; {command}", "runs": merged}
     path.write_text(json.dumps(saved, indent=1))
-    path.with_suffix(".md").write_text(f"Command: `{saved['command']}`\n\n{summarise(merged)}\n")
-    plot(merged, path.with_suffix(".png"))
+    write_table_and_plot(path, saved["command"], merged)
     print(f"merged {len(runs)} runs into {path}")
 
 
@@ -225,10 +232,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
-        table = summarise(saved["runs"])
-        args.from_json.with_suffix(".md").write_text(f"Command: `{saved['command']}`\n\n{table}\n")
-        plot(saved["runs"], args.from_json.with_suffix(".png"))
-        print(table)
+        print(write_table_and_plot(args.from_json, saved["command"], saved["runs"]))
         return
     if args.quick:
         args.datasets, args.budgets, args.seeds, args.noise = ["openclipart"], [0.1, 1.0], [0], [0.0, 0.5]
@@ -237,14 +241,12 @@ def main(argv=None) -> None:
 
     started = time.perf_counter()
     runs = run_grid(args)
-    table = summarise(runs)
     RESULTS.mkdir(exist_ok=True)
     command = "python -m benchmarks.retrieval " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     if args.merge_into:
         merge_into(args.merge_into, runs, command)
-    (RESULTS / f"retrieval_{tag}.md").write_text(f"Command: `{command}`\n\n{table}\n")
     (RESULTS / f"retrieval_{tag}.json").write_text(json.dumps({"command": command, "runs": runs}, indent=1))
-    plot(runs, RESULTS / f"retrieval_{tag}.png")
+    table = write_table_and_plot(RESULTS / f"retrieval_{tag}.json", command, runs)
     print(f"\n{table}\n\nTotal {time.perf_counter() - started:.0f} s; results in {RESULTS}/retrieval_{tag}.*")
 
 

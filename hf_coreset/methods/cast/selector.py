@@ -64,6 +64,11 @@ class CASTGraph:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def equal_trust(shape: tuple[int, int]) -> np.ndarray:
+    """``(N, M)`` trust weights that give every one of the M modalities the same weight in every row."""
+    return np.full(shape, 1.0 / shape[1])
+
+
 def build_cast_graph(blocks: dict[str, np.ndarray], config: CASTConfig) -> CASTGraph:
     """Per-modality graphs, collapse-aware trust, pair reliability, fusion and ``T``.
 
@@ -81,8 +86,7 @@ def build_cast_graph(blocks: dict[str, np.ndarray], config: CASTConfig) -> CASTG
               for name, x in prepared.items()}
     knn_done = time.perf_counter()
     collapse = np.stack([g.collapse for g in graphs.values()], axis=1)
-    trust = (trust_weights(collapse, config.beta) if config.collapse_refinement
-             else np.full(collapse.shape, 1.0 / collapse.shape[1]))
+    trust = trust_weights(collapse, config.beta) if config.collapse_refinement else equal_trust(collapse.shape)
     reliability = None
     if config.reliability == "topology" and len(graphs) >= 2:
         (image, image_graph), (text, text_graph) = [(prepared[name], graphs[name]) for name in list(graphs)[:2]]
@@ -107,7 +111,7 @@ def multiscale_similarity(graph: CASTGraph, blocks: dict[str, np.ndarray], confi
     Column ``j`` says how well pair ``j`` represents every row at every scale.
     """
     graphs = list(graph.modalities.values())
-    trust = graph.trust if config.fine_scale_trust == "collapse" else np.full_like(graph.trust, 1.0 / len(graphs))
+    trust = graph.trust if config.fine_scale_trust == "collapse" else equal_trust(graph.trust.shape)
     scales = [fused_similarity(list(blocks.values()), [g.candidates for g in graphs], trust, config.fusion,
                                [g.candidate_similarities for g in graphs])]
     scales += [diffusion_correlation(p) for p in dyadic_powers(graph.t, config.levels, config.diffusion_keep)]
