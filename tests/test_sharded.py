@@ -216,7 +216,9 @@ def test_the_gain_split_is_the_global_greedy_when_no_row_is_represented_across_p
         data, "facility_location", 45, embedding_columns=COLUMNS, show_progress=False))
     result = select_with_ray(data, "facility_location", 45, embedding_columns=COLUMNS, num_partitions=3, **SMALL)
     np.testing.assert_array_equal(result.indices, one_process.indices)
-    np.testing.assert_allclose(result.scores, one_process.scores, rtol=1e-6)
+    # Gains are float64 sums of float32 similarities; a Ray worker's BLAS (one thread) may round those in
+    # another order than the driver's, so gains agree to float32 precision of the largest one, not bit for bit.
+    np.testing.assert_allclose(result.scores, one_process.scores, rtol=1e-6, atol=1e-7 * one_process.scores.max())
     engine = result.provenance["engine"]
     assert engine["budget_split"] == "gain" and sorted(engine["partition_rows"]) == [150, 150, 150]
     # The budget follows the gains: the spread-out cluster gets most picks, the tight one fewest.
