@@ -152,7 +152,8 @@ def run_ray(args) -> dict:
         ray.shutdown()
     provenance = result.provenance
     return {"kind": "ray", "method": args.method, "rows": provenance["rows_in"], "budget": provenance["budget_rows"],
-            "workers": args.workers, "partitions": provenance["engine"]["num_partitions"], "seconds": seconds,
+            "workers": args.workers, "partitions": provenance["engine"]["num_partitions"],
+            "budget_split": provenance["engine"].get("budget_split"), "seconds": seconds,
             "stages_s": provenance["timings"], "peak_pss_gib": memory.peak_pss / GIB,
             "peak_rss_sum_gib": memory.peak_rss / GIB,
             "peak_pss_by_kind_gib": {k: v / GIB for k, v in sorted(memory.per_kind.items())},
@@ -296,13 +297,15 @@ def _digest(indices: np.ndarray) -> str:
 
 def tables(records: list[dict]) -> str:
     lines = ["## Ray engine (item 3)", "",
-             "| method | rows | budget | workers | partitions | time (s) | rows/s | peak PSS, all processes (GiB) "
-             "| peak RSS sum (GiB) | peak PSS by process kind (GiB) | command |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "| method | rows | budget | workers | partitions | budget split | time (s) | rows/s "
+             "| peak PSS, all processes (GiB) | peak RSS sum (GiB) | peak PSS by process kind (GiB) | command |",
+             "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|"]
     for r in records:
         if r["kind"] == "ray":
             kinds = ", ".join(f"{k} {v:.2f}" for k, v in r["peak_pss_by_kind_gib"].items() if v > 0.05)
+            # Records from before budget_split="gain" existed were proportional.
             lines.append(f"| {r['method']} | {r['rows']:,} | {r['budget']:,} | {r['workers']} | {r['partitions']} "
+                         f"| {r.get('budget_split', 'proportional')} "
                          f"| {r['seconds']:.0f} | {r['rows_per_s']:,.0f} | {r['peak_pss_gib']:.2f} "
                          f"| {r['peak_rss_sum_gib']:.2f} | {kinds} | `{r['command']}` |")
     lines += ["", "## Single process (item 3)", "",
