@@ -169,3 +169,37 @@ def test_select_coreset_with_model(tmp_path):
     core = hf_coreset.select_coreset(ds, "scalselect", 3, model=model, processor=processor, cache_dir=str(tmp_path))
     result = hf_coreset.get_selection_result(core)
     assert core.num_rows == 3 and "kept_tokens_mean" in result.diagnostics
+
+
+def test_an_image_replaced_at_the_same_path_is_read_again(tmp_path):
+    import os
+
+    model, processor = tiny_llava()
+    paths = [tmp_path / f"{i}.bmp" for i in range(3)]  # BMP: the same file size whatever the pixels
+    for i, path in enumerate(paths):
+        tiny_image(i).save(path)
+
+    def dataset():  # several images per row are a list column: its paths count too
+        return datasets.Dataset.from_dict(
+            {"conversations": [tiny_conversation(i) for i in range(3)], "images": [[str(p)] for p in paths]},
+            features=datasets.Features({
+                "conversations": [{"from": datasets.Value("string"), "value": datasets.Value("string")}],
+                "images": [datasets.Image()],
+            }))
+
+    def extract():
+        return extract_representations(dataset(), model, processor, image_column="images", cache_dir=tmp_path,
+                                       show_progress=False)
+
+    first = extract()
+    before = paths[1].stat()
+    tiny_image(7).save(paths[1])  # same path, same size, new pixels, written later
+    os.utime(paths[1], ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+    assert paths[1].stat().st_size == before.st_size
+    second = extract()
+    assert not second.cache_hit
+    direct = VLMAttentionExtractor(model, processor).represent(tiny_conversation(1), [tiny_image(7)])
+    np.testing.assert_allclose(second.representations[1], direct.vector, atol=1e-6)
+    assert not np.allclose(second.representations[1], first.representations[1])
+    np.testing.assert_array_equal(second.representations[[0, 2]], first.representations[[0, 2]])
+    assert extract().cache_hit  # untouched files: the cache hits

@@ -130,7 +130,11 @@ def image_file_state(dataset: datasets.Dataset, column: str) -> str | None:
 
 
 def _path_only_cells(cells: pa.ChunkedArray) -> list[str]:
-    """Paths of the cells that hold a file path and no bytes (an Image feature's struct, or plain strings)."""
+    """Paths of the cells that hold a file path and no bytes (an Image feature's struct, or plain strings),
+    also inside list cells (several images per row)."""
+    if pa.types.is_list(cells.type) or pa.types.is_large_list(cells.type):
+        return _path_only_cells(pa.chunked_array([pc.list_flatten(chunk) for chunk in cells.chunks],
+                                                 type=cells.type.value_type))
     if pa.types.is_string(cells.type) or pa.types.is_large_string(cells.type):
         return [path for path in cells.to_pylist() if path is not None]
     if not pa.types.is_struct(cells.type) or cells.type.get_field_index("path") < 0:

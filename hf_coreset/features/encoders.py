@@ -53,7 +53,7 @@ POOLING_VALUES = ("auto", "pooler", "mean", "cls")
 _CACHE_FORMAT_VERSION = "2"
 _EMBEDDING = "embedding"
 _FAILURE = "failure"
-_UNREADABLE_IMAGE = "unreadable_image"
+UNREADABLE_IMAGE = "unreadable_image"
 _MISSING_TEXT = "missing_text"
 
 
@@ -159,12 +159,12 @@ class _TransformersEncoder(Encoder):
             type(self).__name__,
             type(self.model).__name__,
             self.model.config.to_json_string(),
-            _hash_parameters(self.model),
-            _preprocessor_signature(self.preprocessor),
+            hash_parameters(self.model),
+            preprocessor_signature(self.preprocessor),
             f"pooling={self.pooling}",
             *self._extra_fingerprint_parts(),
         ]
-        return _blake2b_hex("\n".join(parts).encode())
+        return blake2b_hex("\n".join(parts).encode())
 
     def _extra_fingerprint_parts(self) -> list[str]:
         return []
@@ -367,11 +367,11 @@ def encode_dataset(
         ((3, 3), {})
     """
     jobs = _check_arguments(dataset, image_column, text_column, image_encoder, text_encoder, on_error, batch_size)
-    cache_dir = _prepare_cache_dir(cache_dir)
+    cache_dir = prepare_cache_dir(cache_dir)
     embeddings: dict[str, np.ndarray] = {}
     failed_rows: dict[str, list[int]] = {}
     all_hits = True
-    with _progress_bars(show_progress):
+    with progress_bars(show_progress):
         for modality, column, encoder in jobs:
             matrix, failures, hit = _encode_column(
                 dataset, column, encoder, batch_size=batch_size, on_error=on_error, cache_dir=cache_dir
@@ -430,7 +430,8 @@ def _check_arguments(
     return jobs
 
 
-def _prepare_cache_dir(cache_dir: str | os.PathLike | None) -> str:
+def prepare_cache_dir(cache_dir: str | os.PathLike | None) -> str:
+    """The feature cache folder (default: ``hf_coreset/features`` under the ``datasets`` cache), created."""
     if cache_dir is None:
         cache_dir = os.path.join(datasets.config.HF_DATASETS_CACHE, "hf_coreset", "features")
     cache_dir = os.fspath(cache_dir)
@@ -439,7 +440,7 @@ def _prepare_cache_dir(cache_dir: str | os.PathLike | None) -> str:
 
 
 @contextlib.contextmanager
-def _progress_bars(enabled: bool) -> Iterator[None]:
+def progress_bars(enabled: bool) -> Iterator[None]:
     """Turn datasets' progress bars off for the duration if asked, then restore the previous state."""
     if enabled or datasets.are_progress_bars_disabled():
         yield
@@ -469,13 +470,13 @@ def _encode_column(
         _column_view(dataset, column, encoder.modality),
         _BatchEncoder(encoder, column, on_error),
         cache_file,
-        features=datasets.Features({_EMBEDDING: _float32_list_feature(), _FAILURE: datasets.Value("string")}),
+        features=datasets.Features({_EMBEDDING: float32_list_feature(), _FAILURE: datasets.Value("string")}),
         batch_size=batch_size,
         desc=f"Encoding {encoder.modality} with {encoder.name}",
     )
     row_failures = list(mapped[_FAILURE])
-    matrix = _read_embeddings(mapped, row_failures, column, encoder.modality)
-    failures = _group_failures(row_failures)
+    matrix = read_embeddings(mapped, row_failures, column, encoder.modality)
+    failures = group_failures(row_failures)
     _log_failures(failures, column)
     return matrix, failures, cache_hit
 
@@ -490,7 +491,8 @@ def _column_view(dataset: datasets.Dataset, column: str, modality: str) -> datas
     return view
 
 
-def _float32_list_feature() -> Any:
+def float32_list_feature() -> Any:
+    """The ``datasets`` feature of one vector per row: a variable-length list of float32."""
     # datasets >= 4 spells a variable-length list ``List``; older versions ``Sequence``.
     list_type = getattr(datasets, "List", None) or datasets.Sequence
     return list_type(datasets.Value("float32"))
@@ -560,7 +562,7 @@ class RowFailure(Exception):
         self.detail = detail
 
     def as_error(self, row: int, column: str) -> CoresetInputError:
-        if self.reason == _UNREADABLE_IMAGE:
+        if self.reason == UNREADABLE_IMAGE:
             return UnreadableImageError(
                 f"Could not read the image in row {row} of column {column!r}: {self.detail}. Fix or drop "
                 "that row, or pass on_error='report' to give unreadable images NaN vectors and list them in "
@@ -588,12 +590,12 @@ def load_image(value: Any, row: int, column: str) -> Image.Image:
             "images (an Image feature), file paths, or encoded bytes."
         )
     if source is None:
-        raise RowFailure(_UNREADABLE_IMAGE, "the cell is empty (None)")
+        raise RowFailure(UNREADABLE_IMAGE, "the cell is empty (None)")
     try:
         image = source if isinstance(source, Image.Image) else Image.open(source)
         return image.convert("RGB")  # convert() forces the full decode, so truncated files fail here
     except Exception as error:  # PIL raises many types (OSError, SyntaxError, ValueError, struct.error...)
-        raise RowFailure(_UNREADABLE_IMAGE, f"{type(error).__name__}: {error}") from error
+        raise RowFailure(UNREADABLE_IMAGE, f"{type(error).__name__}: {error}") from error
 
 
 def _check_text(value: Any, row: int, column: str) -> str:
@@ -607,7 +609,7 @@ def _check_text(value: Any, row: int, column: str) -> str:
     return value
 
 
-def _read_embeddings(
+def read_embeddings(
     mapped: datasets.Dataset, failures: list[str | None], column: str, modality: str
 ) -> np.ndarray:
     """The mapped dataset -> (N, d) float32 with NaN rows where encoding failed."""
@@ -627,7 +629,8 @@ def _read_embeddings(
     return matrix
 
 
-def _group_failures(failures: Sequence[str | None]) -> dict[str, list[int]]:
+def group_failures(failures: Sequence[str | None]) -> dict[str, list[int]]:
+    """Row numbers per failure reason (rows whose reason is None succeeded and are left out)."""
     grouped: dict[str, list[int]] = {}
     for row, reason in enumerate(failures):
         if reason is not None:
@@ -675,11 +678,12 @@ def _model_device(model: Any) -> Any:
     return parameter.device if parameter is not None else torch.device("cpu")
 
 
-def _blake2b_hex(data: bytes) -> str:
+def blake2b_hex(data: bytes) -> str:
+    """A 32-hex-digit blake2b digest: the fingerprints of encoders and extractors."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _hash_parameters(model: Any) -> str:
+def hash_parameters(model: Any) -> str:
     """blake2b over every state_dict tensor (name, dtype, shape, raw bytes), in state_dict order."""
     import torch
 
@@ -692,7 +696,7 @@ def _hash_parameters(model: Any) -> str:
     return hasher.hexdigest()
 
 
-def _preprocessor_signature(preprocessor: Any) -> str:
+def preprocessor_signature(preprocessor: Any) -> str:
     """Settings of a tokenizer / image processor / processor that change its outputs, as a string."""
     parts = [type(preprocessor).__name__]
     to_json = getattr(preprocessor, "to_json_string", None)
@@ -706,7 +710,7 @@ def _preprocessor_signature(preprocessor: Any) -> str:
     for attribute in ("tokenizer", "image_processor"):  # processors bundle both
         inner = getattr(preprocessor, attribute, None)
         if inner is not None and inner is not preprocessor:
-            parts.append(_preprocessor_signature(inner))
+            parts.append(preprocessor_signature(inner))
     if len(parts) == 1:  # unknown kind: fall back to datasets' (content-based) hasher
         parts.append(Hasher.hash(preprocessor))
     return "\n".join(parts)

