@@ -20,17 +20,18 @@ from .errors import (
     UnknownMethodError,
     UnreadableImageError,
 )
-from .evaluation import CoresetReport, evaluate_coreset
 from .integrations.datasets import install_accessors
 from .integrations.hub import push_to_hub, render_trained_on_coreset_section
 from .registry import available_methods, get_method, register_method
 from .result import SelectionResult, get_selection_result
-from .selector import EmbeddingSelector, FeatureSet, Selector
+from .selector import EmbeddingSelector, FeatureSet, PoolReference, Selector
 
 __version__ = "0.1.0"
 
-# Loaded on first use: the Trainer integration imports transformers' Trainer, distillation sklearn's mixtures.
+# Loaded on first use: the Trainer integration imports transformers' Trainer, distillation sklearn's mixtures,
+# evaluation torch (its proxies train on it).
 _LAZY_NAMES = {
+    **dict.fromkeys(("CoresetReport", "evaluate_coreset"), "evaluation"),
     **dict.fromkeys(("CoresetCallback", "CoresetSampler", "CoresetTrainer", "CoresetTrainerMixin"),
                     "integrations.trainer"),
     **dict.fromkeys(("get_distillation_result", "train_on_distilled", "estimate_clean_probability",
@@ -63,6 +64,7 @@ __all__ = [
     "EmbeddingSelector",
     "FeatureSet",
     "MissingColumnError",
+    "PoolReference",
     "SelectionConfig",
     "SelectionResult",
     "Selector",

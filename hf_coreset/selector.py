@@ -12,6 +12,19 @@ from .config import SelectionConfig
 
 
 @dataclass
+class PoolReference:
+    """The rest of the pool, when a :class:`FeatureSet` holds only a part of it.
+
+    Attributes:
+        blocks: the same blocks as the part's, for rows drawn uniformly from the pool outside the part.
+        pool_rows: rows in the whole pool, the part's included.
+    """
+
+    blocks: dict[str, np.ndarray]
+    pool_rows: int
+
+
+@dataclass
 class FeatureSet:
     """Per-row features of the candidate pool.
 
@@ -23,12 +36,16 @@ class FeatureSet:
         groups: the group of every row when the method merges rows (CAST's ``group_column``), else None.
         diagnostics: what a method's own feature stage (:meth:`Selector.features_from_dataset`) reported,
             for the selector to pass on into its diagnostics.
+        reference: when the rows are only a part of the pool (a partition of the Ray engine), a
+            :class:`PoolReference` for the rest of it; methods that judge a row against the pool use it (CAST:
+            the pool's centre and its random image-caption pairings). None: the rows are the pool.
     """
 
     n_rows: int
     blocks: dict[str, np.ndarray] = field(default_factory=dict)
     groups: np.ndarray | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    reference: PoolReference | None = None
 
 
 @dataclass

@@ -278,3 +278,14 @@ def test_distill_is_reachable_after_a_plain_import():
             "'num_pairs' in inspect.signature(hf_coreset.distill.distill).parameters)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["hf_coreset.distill", "True"]
+
+
+def test_import_is_light_and_the_lazy_names_load_on_first_use():
+    """``import hf_coreset`` does not import torch (the proxies, OST and distillation load it when used)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hf_coreset; light = 'torch' not in sys.modules; "
+            "hf_coreset.evaluate_coreset, hf_coreset.CoresetReport; print(light, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True"]

@@ -189,6 +189,31 @@ def test_reliability_of_clean_pairs_stays_near_one():
     assert r.mismatched_share < 0.05 and r.reliability.mean() > 0.95
 
 
+def test_a_partition_judged_with_a_reference_of_the_pool_keeps_the_pools_reliability():
+    from sklearn.metrics import roc_auc_score
+
+    from hf_coreset import PoolReference
+    from hf_coreset.methods.cast import CASTConfig
+    from hf_coreset.methods.cast.selector import against_reference
+
+    image, text, mismatched, label = _noisy_pairs(per_class=100, noise=0.3)
+    part = np.flatnonzero(label < 2)  # what a k-means partition holds: a few classes
+    rest = np.setdiff1d(np.arange(len(label)), part)
+    reference = np.sort(np.random.default_rng(1).choice(rest, size=500, replace=False))
+    pool = pair_reliability(image, text, exact_knn(image, 10)[0], exact_knn(text, 10)[0]).reliability[part]
+    alone = pair_reliability(image[part], text[part], exact_knn(image[part], 10)[0],
+                             exact_knn(text[part], 10)[0]).reliability
+    rest_of_pool = PoolReference({"img": image[reference], "txt": text[reference]}, pool_rows=len(label))
+    judged = against_reference({"img": image[part], "txt": text[part]}, rest_of_pool, ["img", "txt"], 10,
+                               CASTConfig())
+    with_reference = pair_reliability(**judged).reliability
+    wrong = mismatched[part]
+    # Alone, the partition's re-pairings are alike: its clean pairs look partly mismatched.
+    assert alone[~wrong].mean() < 0.85 and np.abs(alone - pool).mean() > 0.1
+    assert with_reference[~wrong].mean() > 0.9 and np.abs(with_reference - pool).mean() < 0.05
+    assert roc_auc_score(~wrong, with_reference) > 0.9
+
+
 def test_a_null_sample_is_all_mismatched_and_the_lfdr_never_rises_with_the_score():
     rng = np.random.default_rng(8)
     null, scores = rng.normal(size=5000), np.concatenate([rng.normal(size=2000), rng.normal(3.0, 1.0, size=2000)])

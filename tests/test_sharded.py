@@ -246,3 +246,24 @@ def test_a_table_with_float16_vectors_keeps_them_until_the_partition_task(tmp_pa
     source = ParquetSource(tmp_path)
     block = source.read(source.shards()[0], ["v"])["v"]
     assert block.dtype == np.float16 and np.array_equal(block, vectors)
+
+
+def test_cast_judges_a_partitions_pairs_against_the_rest_of_the_pool():
+    """A k-means partition holds a few clusters: judged on its own, its misplaced captions find each other and
+    their pairs look matched. With the reference (sampled rows of the other partitions) CAST's partitioned
+    picks stay as clean as its single-process ones."""
+    from hf_coreset.noise import caption_permutation
+
+    data = clustered_dataset()
+    source = caption_permutation(data.num_rows, 0.3, seed=0)
+    mismatched = source != np.arange(data.num_rows)
+    noisy = data.remove_columns("txt_emb").add_column("txt_emb", [data["txt_emb"][i] for i in source])
+    result = select_with_ray(noisy, "cast", 60, embedding_columns=COLUMNS, **SMALL)
+    one_process = hf_coreset.get_selection_result(hf_coreset.select_coreset(
+        noisy, "cast", 60, embedding_columns=COLUMNS, show_progress=False))
+    assert result.provenance["engine"]["reference_rows"] == data.num_rows  # the sample is the whole pool here
+    # 180 of 600 pairs mismatched. Judged on their own, the partitions picked 26 of them in 60 rows (a random
+    # draw: about 18); one process picks 6.
+    assert mismatched[result.indices].sum() <= min(10, mismatched[one_process.indices].sum() + 3)
+    for partition in result.diagnostics["partitions"]:
+        assert 0.15 < partition["reliability"]["estimated_mismatched_share"] < 0.4

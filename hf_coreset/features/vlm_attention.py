@@ -487,8 +487,9 @@ def extract_representations(
     fingerprint (weights, processor, chat template, tau) and, for images given by path, each file's size and
     modification time, so a second call reads it back without running the model, and an image replaced at the
     same path is read again. The file is whole or absent, and an interrupted run resumes after its last
-    checkpoint (:mod:`hf_coreset.features.cache`, as for the encoders). Rows without an image, with an unreadable image or a malformed conversation get NaN rows
-    and are listed in ``failed_rows`` (``on_error="report"``), or raise naming the row (``"raise"``).
+    checkpoint (:mod:`hf_coreset.features.cache`, as for the encoders). Rows without an image, with an
+    unreadable image or a malformed conversation get NaN rows and are listed in ``failed_rows``
+    (``on_error="report"``), or raise naming the row (``"raise"``).
     Under ``accelerate launch`` pass the ``accelerator``: each process extracts a contiguous shard; with
     ``gather=True`` every process gets all rows in order, with ``gather=False`` only its shard
     (``row_offset`` says where it starts).

@@ -39,12 +39,18 @@ class ModalityGraph:
     candidate_similarities: np.ndarray
 
 
-def prepare_features(x: np.ndarray) -> np.ndarray:
+def unit_mean(x: np.ndarray) -> np.ndarray:
+    """The mean of the L2-normalised rows (float64): the centre :func:`prepare_features` removes."""
+    return l2_normalize(np.asarray(x, dtype=np.float32)).mean(axis=0, dtype=np.float64)
+
+
+def prepare_features(x: np.ndarray, centre: np.ndarray | None = None) -> np.ndarray:
     """L2-normalise, centre, L2-normalise again (float32): the graph's affinity is the cosine of centred features.
 
     The first normalisation makes everything downstream blind to how each row's vector is scaled (CLIP-style
     encoders emit unit rows, others do not); centring then removes the direction all rows share, which
-    otherwise dominates every cosine.
+    otherwise dominates every cosine. ``centre`` (default: ``unit_mean(x)``) is the centre of the pool when
+    ``x`` is only a part of it, so that the part's rows and the pool's are centred alike.
 
     Example:
         >>> import numpy as np
@@ -53,7 +59,8 @@ def prepare_features(x: np.ndarray) -> np.ndarray:
         True
     """
     x = l2_normalize(np.asarray(x, dtype=np.float32))
-    return l2_normalize(x - x.mean(axis=0, dtype=np.float64).astype(np.float32))
+    centre = x.mean(axis=0, dtype=np.float64) if centre is None else np.asarray(centre, dtype=np.float64)
+    return l2_normalize(x - centre.astype(np.float32))
 
 
 def csls_rerank(idx: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -71,8 +71,16 @@ def topology_agreement(image: np.ndarray, text: np.ndarray, image_neighbours: np
 
 def pair_reliability(image: np.ndarray, text: np.ndarray, image_neighbours: np.ndarray,
                      text_neighbours: np.ndarray, null_draws: int = 3,
-                     rng: np.random.Generator | None = None) -> PairReliability:
+                     rng: np.random.Generator | None = None,
+                     null_captions: np.ndarray | None = None,
+                     null_weights: np.ndarray | None = None) -> PairReliability:
     """Reliability of every pair against ``null_draws`` simulated random re-pairings (see the module doc).
+
+    The pairs judged are the first ``len(image_neighbours)`` rows; ``image``, ``text`` and ``text_neighbours``
+    may hold more rows after them (a sample of the whole pool, when the pairs are only a part of it: see
+    :func:`~hf_coreset.methods.cast.selector.against_reference`). ``null_captions``: the rows whose captions
+    the re-pairings give the judged images, drawn with probabilities ``null_weights`` (default: uniformly;
+    without ``null_captions``, the judged rows' own captions, permuted).
 
     Example:
         >>> import numpy as np
@@ -90,8 +98,11 @@ def pair_reliability(image: np.ndarray, text: np.ndarray, image_neighbours: np.n
         True
     """
     rng = rng or np.random.default_rng(0)
-    a, c = topology_agreement(image, text, image_neighbours, text_neighbours)
-    null = [topology_agreement(image, text, image_neighbours, text_neighbours, rng.permutation(len(a)))
+    n = len(image_neighbours)
+    a, c = topology_agreement(image, text, image_neighbours, text_neighbours, np.arange(n))
+    null = [topology_agreement(image, text, image_neighbours, text_neighbours,
+                               rng.permutation(n) if null_captions is None
+                               else rng.choice(null_captions, size=n, p=null_weights))
             for _ in range(null_draws)]
     null_a = np.concatenate([n[0] for n in null])
     null_c = np.concatenate([n[1] for n in null])

@@ -24,8 +24,12 @@ import math
 
 import numpy as np
 
+from ..selector import PoolReference
 from ..vectors import l2_normalize
 
+# Rows of the k-means sample every partition task also gets, as the pool's reference (FeatureSet.reference):
+# enough to stand for the pool, small enough to ship to every task (10,000 x 1,024 float16 = 20 MB).
+REFERENCE_ROWS = 10_000
 # Under budget_split="gain" a partition proposes this many times its proportional share (at least one row):
 # room for the partitions whose picks gain more to take more than their size alone would give them.
 GAIN_OVERSAMPLE = 2.0
@@ -36,6 +40,35 @@ def sample_rows(n_rows: int, sample_size: int, seed: int) -> np.ndarray:
     if sample_size >= n_rows:
         return np.arange(n_rows)
     return np.sort(np.random.default_rng([seed, 0x5A4D]).choice(n_rows, size=sample_size, replace=False))
+
+
+def reference_sample(rows: np.ndarray, blocks: dict[str, np.ndarray], seed: int,
+                     size: int = REFERENCE_ROWS) -> dict[str, np.ndarray]:
+    """At most ``size`` of the sampled ``rows`` (all of them when fewer), drawn from ``seed``, in row order:
+    ``{"rows": row numbers, **blocks}``.
+
+    Example:
+        >>> reference_sample(np.arange(10) * 3, {"img": np.arange(10.0)[:, None]}, seed=0, size=3)["rows"].shape
+        (3,)
+    """
+    keep = sample_rows(len(rows), size, seed + 1)
+    return {"rows": rows[keep], **{name: block[keep] for name, block in blocks.items()}}
+
+
+def pool_reference(reference: dict[str, np.ndarray], part_rows: np.ndarray, pool_rows: int) -> PoolReference | None:
+    """The :class:`~hf_coreset.PoolReference` of a partition: the reference rows outside it (as float32), or
+    None when there are none (one partition holds the pool).
+
+    Example:
+        >>> reference = {"rows": np.array([1, 4, 7]), "img": np.array([[1.0], [4.0], [7.0]])}
+        >>> pool_reference(reference, np.array([0, 1, 2, 3]), 10).blocks["img"].ravel().tolist()
+        [4.0, 7.0]
+    """
+    outside = ~np.isin(reference["rows"], part_rows)
+    if not outside.any():
+        return None
+    blocks = {name: np.asarray(block[outside], dtype=np.float32) for name, block in reference.items() if name != "rows"}
+    return PoolReference(blocks=blocks, pool_rows=pool_rows)
 
 
 def partition_vectors(blocks: dict[str, np.ndarray]) -> np.ndarray:

@@ -3,9 +3,10 @@
 Stages (each a set of Ray tasks, at most ``num_workers`` running at a time; the driver holds only small
 things: the shard list, a sample, the k-means centres, partition sizes and the picks):
 
-1. **sample**: each shard task reads its shard and returns the partition vectors of the sampled rows
+1. **sample**: each shard task reads its shard and returns the embedding columns of the sampled rows
    (``sample_size`` rows drawn uniformly from the seed).
-2. **partition**: k-means on the sample in the driver (``num_partitions`` centres, scikit-learn); then each
+2. **partition**: k-means on the sample's partition vectors in the driver (``num_partitions`` centres,
+   scikit-learn); then each
    shard task reads its shard again, assigns every row to its nearest centre and returns one piece per
    partition (the rows' embedding columns as stored, e.g. float16, and their row numbers) into Ray's
    object store, plus the count per partition.
@@ -15,7 +16,11 @@ things: the shard list, a sample, the k-means centres, partition sizes and the p
    ``"auto"``, for methods whose scores are greedy marginal gains: facility location, CAST, k-center) asks
    every partition for twice its proportional share and lets the gains decide in the merge.
 4. **select**: one task per partition gathers its pieces (in shard order, so rows stay in row order), runs
-   the registered method on them with the seed ``partition_seed(seed, p)`` and returns its picks.
+   the registered method on them with the seed ``partition_seed(seed, p)`` and returns its picks. The method
+   also gets the rows of a reference sample (up to ``REFERENCE_ROWS`` rows of the sample) outside its partition
+   (:attr:`~hf_coreset.FeatureSet.reference`): a partition is not the pool, and a method that judges a row
+   against the pool needs the pool (CAST re-pairs a partition's images with the pool's captions to tell
+   mismatched pairs; re-paired inside a k-means partition, clean pairs look mismatched).
 5. **merge**: the partitions' picks are interleaved in proportion to their shares
    (:func:`~hf_coreset.sharded.partition.interleave`) into one :class:`~hf_coreset.SelectionResult`; under
    ``"gain"`` the proposals with the highest marginal gains are kept, highest first
@@ -58,7 +63,9 @@ from .partition import (
     merge_by_gain,
     partition_seed,
     partition_vectors,
+    pool_reference,
     proposal_counts,
+    reference_sample,
     sample_rows,
 )
 from .sources import check_embedding_columns, open_source
@@ -178,8 +185,12 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
     shard_names = _shard_names(shards)
     sampled = tasks.map(_sample_shard, [(source_ref, shard, columns, _rows_in(sample, shard)) for shard in shards],
                         stage="sample", names=shard_names)
-    centres = fit_partitions(np.concatenate(sampled), num_partitions, config.seed)
+    sample_blocks = {column: np.concatenate([blocks[column] for blocks in sampled]) for column in columns}
+    centres = fit_partitions(partition_vectors(sample_blocks), num_partitions, config.seed)
     num_partitions = len(centres)
+    reference = reference_sample(sample, sample_blocks, config.seed)
+    reference_rows = len(reference["rows"])
+    reference = tasks.ray.put(reference)
     split = tasks.map(_split_shard, [(source_ref, shard, columns, centres) for shard in shards], stage="partition",
                       names=shard_names, num_returns=num_partitions + 1)
     pieces = [refs[:-1] for refs in split]  # pieces[shard][partition], left in the object store
@@ -188,8 +199,8 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
     shares = split_budget(sizes, n_budget, "proportional" if by_gain else budget_split)
     asks = proposal_counts(sizes, shares) if by_gain else shares
     chosen = [p for p in range(num_partitions) if asks[p]]
-    jobs = [(spec, dataclasses.replace(config, seed=partition_seed(config.seed, p)), int(asks[p]),
-             *[shard_pieces[p] for shard_pieces in pieces]) for p in chosen]
+    jobs = [(spec, dataclasses.replace(config, seed=partition_seed(config.seed, p)), int(asks[p]), reference,
+             n_rows, *[shard_pieces[p] for shard_pieces in pieces]) for p in chosen]
     del split, pieces  # the pieces of a partition leave the object store once its task is done
     picks = tasks.map(_select_partition, jobs, stage="select",
                       names=[f"partition {p} ({sizes[p]} rows, {asks[p]} picks)" for p in chosen])
@@ -205,7 +216,7 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
                                    "seed": partition_seed(config.seed, p), **by_partition[p][2]} for p in chosen]}
     partitioning = {"num_partitions": num_partitions, "partition_rows": sizes.tolist(),
                     "partition_budgets": kept.tolist(), "budget_split": budget_split,
-                    "sample_rows": int(len(sample))}
+                    "sample_rows": int(len(sample)), "reference_rows": reference_rows}
     return indices, scores, diagnostics, partitioning
 
 
@@ -240,8 +251,7 @@ def _rows_in(sample: np.ndarray, shard) -> np.ndarray:
 
 
 def _sample_shard(source, shard, columns, positions):
-    blocks = _read(source, shard, columns)
-    return partition_vectors({c: block[positions] for c, block in blocks.items()})
+    return {c: block[positions] for c, block in _read(source, shard, columns).items()}
 
 
 def _split_shard(source, shard, columns, centres):
@@ -255,12 +265,13 @@ def _split_shard(source, shard, columns, centres):
     return (*pieces, np.bincount(labels, minlength=len(centres)))
 
 
-def _select_partition(spec, config, share, *pieces):
+def _select_partition(spec, config, share, reference, pool_rows, *pieces):
     rows = np.concatenate([piece["rows"] for piece in pieces])
     columns = [c for c in pieces[0] if c != "rows"]
     # The method sees float32 blocks, as from read_embedding_column in one process.
     blocks = {c: np.concatenate([piece[c] for piece in pieces]).astype(np.float32) for c in columns}
-    selector = spec.selector_class(config).fit(FeatureSet(n_rows=len(rows), blocks=blocks), share)
+    features = FeatureSet(n_rows=len(rows), blocks=blocks, reference=pool_reference(reference, rows, pool_rows))
+    selector = spec.selector_class(config).fit(features, share)
     return rows[selector.indices_], selector.scores_, selector.diagnostics_
 
 

@@ -25,7 +25,9 @@ from ...graph.fusion import (
     modality_graph,
     prepare_features,
     trust_weights,
+    unit_mean,
 )
+from ...graph.knn import knn
 from ...graph.reliability import PairReliability, pair_reliability
 from ...graph.wavelets import (
     diffusion_correlation,
@@ -34,7 +36,7 @@ from ...graph.wavelets import (
     dyadic_powers,
     scale_names,
 )
-from ...selector import FeatureSet, Selector
+from ...selector import FeatureSet, PoolReference, Selector
 from .config import CASTConfig
 from .grouping import group_nodes
 
@@ -69,8 +71,12 @@ def equal_trust(shape: tuple[int, int]) -> np.ndarray:
     return np.full(shape, 1.0 / shape[1])
 
 
-def build_cast_graph(blocks: dict[str, np.ndarray], config: CASTConfig) -> CASTGraph:
+def build_cast_graph(blocks: dict[str, np.ndarray], config: CASTConfig,
+                     reference: PoolReference | None = None) -> CASTGraph:
     """Per-modality graphs, collapse-aware trust, pair reliability, fusion and ``T``.
+
+    ``reference``: the rest of the pool when ``blocks`` are only a part of it
+    (:attr:`~hf_coreset.FeatureSet.reference`); the pairs' reliability is then judged against the pool.
 
     Example:
         >>> import numpy as np
@@ -89,16 +95,46 @@ def build_cast_graph(blocks: dict[str, np.ndarray], config: CASTConfig) -> CASTG
     trust = trust_weights(collapse, config.beta) if config.collapse_refinement else equal_trust(collapse.shape)
     reliability = None
     if config.reliability == "topology" and len(graphs) >= 2:
-        (image, image_graph), (text, text_graph) = [(prepared[name], graphs[name]) for name in list(graphs)[:2]]
+        names = list(graphs)[:2]
+        image_graph, text_graph = graphs[names[0]], graphs[names[1]]
         k = min(config.k, image_graph.candidates.shape[1])
-        reliability = pair_reliability(image, text, image_graph.candidates[:, :k], text_graph.candidates[:, :k],
-                                       config.reliability_draws, np.random.default_rng(config.seed))
+        judged = ({"image": prepared[names[0]], "text": prepared[names[1]],
+                   "image_neighbours": image_graph.candidates[:, :k], "text_neighbours": text_graph.candidates[:, :k]}
+                  if reference is None else against_reference(blocks, reference, names, k, config))
+        reliability = pair_reliability(**judged, null_draws=config.reliability_draws,
+                                       rng=np.random.default_rng(config.seed))
     reliability_done = time.perf_counter()
     fused = fuse_graphs([g.weights for g in graphs.values()], trust, config.k, config.consensus_boost,
                         config.self_loop)
     seconds = {"knn_graphs": knn_done - started, "reliability": reliability_done - knn_done,
                "fusion": time.perf_counter() - reliability_done}
     return CASTGraph(diffusion_operator(fused), graphs, trust, reliability, seconds)
+
+
+def against_reference(blocks: dict[str, np.ndarray], reference: PoolReference, names: list[str], k: int,
+                      config: CASTConfig) -> dict[str, Any]:
+    """:func:`~hf_coreset.graph.reliability.pair_reliability`'s inputs when ``blocks`` are only a part of the
+    pool and ``reference`` rows stand for the rest of it.
+
+    A k-means partition judged on its own misleads both ways: re-paired with each other, its alike captions
+    agree with any of its images (clean pairs look mismatched), and a caption from elsewhere finds as its
+    nearest captions in the partition only other misplaced captions, whose images are the partition's (a
+    mismatched pair looks matched). So the part's pairs are judged among the part and the reference together
+    (centred on the pool's centre, neighbours among both), against re-pairings with a caption of the pool: one
+    of the part's with the part's share of the pool, else one of the reference's.
+    """
+    n, n_reference = len(blocks[names[0]]), len(reference.blocks[names[0]])
+    share = min(1.0, n / reference.pool_rows)
+    prepared = []
+    for name in names:
+        centre = share * unit_mean(blocks[name]) + (1.0 - share) * unit_mean(reference.blocks[name])
+        prepared.append(prepare_features(np.concatenate([blocks[name], reference.blocks[name]]), centre))
+    image_neighbours, text_neighbours = [knn(x, k, index=config.index, seed=config.seed,
+                                             search_dims=config.search_dims)[0] for x in prepared]
+    weights = np.concatenate([np.full(n, share / n), np.full(n_reference, (1.0 - share) / n_reference)])
+    return {"image": prepared[0], "text": prepared[1], "image_neighbours": image_neighbours[:n],
+            "text_neighbours": text_neighbours, "null_captions": np.arange(n + n_reference),
+            "null_weights": weights / weights.sum()}
 
 
 def multiscale_similarity(graph: CASTGraph, blocks: dict[str, np.ndarray], config: CASTConfig
@@ -173,7 +209,7 @@ class CASTSelector(Selector):
         if n < 3:  # no graph to speak of: keep the rows in order
             return emitted_rows[:budget], np.zeros(budget), {"k": 0, "note": "fewer than 3 nodes, no graph"}
         config = self.config
-        graph = build_cast_graph(blocks, config)
+        graph = build_cast_graph(blocks, config, features.reference)
         started = time.perf_counter()
         similarity, row_scales = multiscale_similarity(graph, blocks, config)
         similarity_done = time.perf_counter()

@@ -12,7 +12,7 @@ process selects the same rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,8 +21,10 @@ from ...errors import CoresetInputError
 from ...selector import ComputedFeatures, FeatureSet, Selector
 from ...validation import read_embedding_column
 from .config import OSTConfig, resolve_defaults
-from .proxy import build_pair_proxy, dataset_batches, feature_batches
-from .utility import FunctionalProxy, UtilityScores, one_step_utilities
+
+# The proxy and the utilities need torch: imported on first use, so that `import hf_coreset` stays light.
+if TYPE_CHECKING:
+    from .utility import UtilityScores
 
 UTILITY_BLOCK = "ost_utility"
 SKETCH_BLOCK = "ost_gradient_sketch"
@@ -79,6 +81,8 @@ class OSTSelector(Selector):
 
 def score_dataset_rows(dataset: Any, config: OSTConfig, *, show_progress: bool = True) -> UtilityScores:
     """Utilities of every row of ``dataset`` under ``config.proxy`` (rows -> ``config.collate_fn`` -> model)."""
+    from .proxy import dataset_batches
+
     load = dataset_batches(dataset, config.collate_fn)
     if config.anchor is not None:
         load_anchor, anchor_rows = dataset_batches(config.anchor, config.collate_fn), np.arange(config.anchor.num_rows)
@@ -96,6 +100,8 @@ def score_embedding_pairs(features: FeatureSet, config: OSTConfig, *, show_progr
             f"proxy, got {len(features.blocks)}: {list(features.blocks)}. Pass embedding_columns=[image, text], "
             "or proxy=<model> with collate_fn=."
         )
+    from .proxy import build_pair_proxy, feature_batches
+
     images, texts = features.blocks.values()
     proxy = build_pair_proxy(images, texts, heads=config.heads, bank_size=config.bank_size, seed=config.seed)
     load = feature_batches(images, texts)
@@ -110,6 +116,8 @@ def score_embedding_pairs(features: FeatureSet, config: OSTConfig, *, show_progr
 def _score(model, load_batch, n_rows: int, config: OSTConfig, *, load_anchor, anchor_rows,
            show_progress: bool) -> UtilityScores:
     """Draw the warm-up and anchor rows (seeded), shard the candidates across processes, score, gather."""
+    from .utility import FunctionalProxy, one_step_utilities
+
     config = resolve_defaults(config, builtin_proxy=config.proxy is None)
     rng = np.random.default_rng(config.seed)
     warmup_rows = rng.permutation(n_rows)[: int(round(config.warmup_fraction * n_rows))]
@@ -136,6 +144,8 @@ def _score(model, load_batch, n_rows: int, config: OSTConfig, *, load_anchor, an
 
 def _merge(parts: list[UtilityScores], processes: int) -> UtilityScores:
     """The shares' scores in row order (the shares are contiguous and come back in process order)."""
+    from .utility import UtilityScores
+
     if len(parts) == 1:
         return parts[0]
     return UtilityScores(
