@@ -6,10 +6,9 @@ things: the shard list, a sample, the k-means centres, partition sizes and the p
 1. **sample**: each shard task reads its shard and returns the embedding columns of the sampled rows
    (``sample_size`` rows drawn uniformly from the seed).
 2. **partition**: k-means on the sample's partition vectors in the driver (``num_partitions`` centres,
-   scikit-learn); then each
-   shard task reads its shard again, assigns every row to its nearest centre and returns one piece per
-   partition (the rows' embedding columns as stored, e.g. float16, and their row numbers) into Ray's
-   object store, plus the count per partition.
+   scikit-learn); then each shard task reads its shard again, assigns every row to its nearest centre and
+   returns one piece per partition (the rows' embedding columns as stored, e.g. float16, and their row
+   numbers) into Ray's object store, plus the count per partition.
 3. **budget**: ``budget_split="proportional"`` gives partition p ``budget * n_p / N`` rows (largest
    remainder); ``"equal"`` gives every partition the same count, and a partition smaller than its share
    gives all its rows, the rest going to the others (:mod:`hf_coreset.budget`). ``"gain"`` (the default,
@@ -189,8 +188,7 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
     centres = fit_partitions(partition_vectors(sample_blocks), num_partitions, config.seed)
     num_partitions = len(centres)
     reference = reference_sample(sample, sample_blocks, config.seed)
-    reference_rows = len(reference["rows"])
-    reference = tasks.ray.put(reference)
+    reference_rows, reference_ref = len(reference["rows"]), tasks.ray.put(reference)
     split = tasks.map(_split_shard, [(source_ref, shard, columns, centres) for shard in shards], stage="partition",
                       names=shard_names, num_returns=num_partitions + 1)
     pieces = [refs[:-1] for refs in split]  # pieces[shard][partition], left in the object store
@@ -199,8 +197,8 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
     shares = split_budget(sizes, n_budget, "proportional" if by_gain else budget_split)
     asks = proposal_counts(sizes, shares) if by_gain else shares
     chosen = [p for p in range(num_partitions) if asks[p]]
-    jobs = [(spec, dataclasses.replace(config, seed=partition_seed(config.seed, p)), int(asks[p]), reference,
-             n_rows, *[shard_pieces[p] for shard_pieces in pieces]) for p in chosen]
+    jobs = [(spec, dataclasses.replace(config, seed=partition_seed(config.seed, p)), int(asks[p]),
+             reference_ref, n_rows, *[shard_pieces[p] for shard_pieces in pieces]) for p in chosen]
     del split, pieces  # the pieces of a partition leave the object store once its task is done
     picks = tasks.map(_select_partition, jobs, stage="select",
                       names=[f"partition {p} ({sizes[p]} rows, {asks[p]} picks)" for p in chosen])
