@@ -153,7 +153,7 @@ def run_ray(args) -> dict:
     provenance = result.provenance
     return {"kind": "ray", "method": args.method, "rows": provenance["rows_in"], "budget": provenance["budget_rows"],
             "workers": args.workers, "partitions": provenance["engine"]["num_partitions"],
-            "budget_split": provenance["engine"].get("budget_split"), "seconds": seconds,
+            "budget_split": split_label(provenance["engine"]), "seconds": seconds,
             "stages_s": provenance["timings"], "peak_pss_gib": memory.peak_pss / GIB,
             "peak_rss_sum_gib": memory.peak_rss / GIB,
             "peak_pss_by_kind_gib": {k: v / GIB for k, v in sorted(memory.per_kind.items())},
@@ -225,7 +225,7 @@ def run_price(args) -> list[dict]:
             else:
                 result = select_with_ray(dataset, method, args.budget, embedding_columns=COLUMNS, num_workers=2,
                                          num_partitions=partitions, show_progress=False)
-                split = result.provenance["engine"]["budget_split"]
+                split = split_label(result.provenance["engine"])
             seconds = time.perf_counter() - started
             records.append({"kind": "price", "method": method, "rows": args.rows, "budget": len(result.indices),
                             "partitions": partitions, "budget_split": split, "seconds": seconds,
@@ -233,6 +233,12 @@ def run_price(args) -> list[dict]:
             print(json.dumps(records[-1]), flush=True)
     ray.shutdown()
     return records
+
+
+def split_label(engine: dict) -> str | None:
+    """The budget split of a Ray run, and ", refine" when the second round chose among all proposals."""
+    split = engine.get("budget_split")
+    return None if split is None else split + (", refine" if engine.get("merge") == "refine" else "")
 
 
 def objectives(method: str, x: np.ndarray, indices: np.ndarray, block: int = 8192) -> dict:

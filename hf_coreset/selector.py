@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .config import SelectionConfig
+from .errors import CoresetInputError
 
 
 @dataclass
@@ -39,6 +40,9 @@ class FeatureSet:
         reference: when the rows are only a part of the pool (a partition of the Ray engine), a
             :class:`PoolReference` for the rest of it; methods that judge a row against the pool use it (CAST:
             the pool's centre and its random image-caption pairings). None: the rows are the pool.
+        candidates: the rows that may be picked (positions in the rows, sorted), the others only count as rows
+            to represent; None: every row may be picked. Only methods with ``Selector.picks_among_candidates``
+            accept it (the Ray engine's second round, :mod:`hf_coreset.sharded`).
     """
 
     n_rows: int
@@ -46,6 +50,7 @@ class FeatureSet:
     groups: np.ndarray | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
     reference: PoolReference | None = None
+    candidates: np.ndarray | None = None
 
 
 @dataclass
@@ -73,6 +78,8 @@ class Selector(abc.ABC):
     # True when the scores are a greedy's marginal gains of an objective that sums (or maxes) over rows, so
     # that gains of different partitions compare: the Ray engine then splits the budget by gain.
     scores_are_marginal_gains: ClassVar[bool] = False
+    # True when the method can pick among FeatureSet.candidates while representing every row.
+    picks_among_candidates: ClassVar[bool] = False
 
     def __init__(self, config: SelectionConfig):
         self.config = config
@@ -88,6 +95,8 @@ class Selector(abc.ABC):
         return None
 
     def fit(self, features: FeatureSet, budget: int) -> Selector:
+        if features.candidates is not None:
+            self._check_candidates(features.candidates, budget)
         indices, scores, diagnostics = self._select(features, budget)
         self.indices_ = np.asarray(indices, dtype=np.int64)
         self.scores_ = np.asarray(scores, dtype=np.float64)
@@ -98,6 +107,13 @@ class Selector(abc.ABC):
                 f"({len(np.unique(self.indices_))} unique) for a budget of {budget}: this is a bug in the method."
             )
         return self
+
+    def _check_candidates(self, candidates: np.ndarray, budget: int) -> None:
+        if not self.picks_among_candidates:
+            raise CoresetInputError(f"{type(self).__name__} cannot restrict its picks to FeatureSet.candidates: "
+                                    "leave candidates=None.")
+        if len(candidates) < budget:
+            raise CoresetInputError(f"budget={budget} but only {len(candidates)} rows are candidates.")
 
     def make_rng(self) -> np.random.Generator:
         """A new generator seeded from the config: every fit with the same seed draws the same numbers."""

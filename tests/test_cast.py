@@ -164,3 +164,19 @@ def test_group_column_must_exist(embedding_dataset):
         _cast(embedding_dataset, 10, group_column="image_id")
 
 
+
+
+def test_candidates_are_picked_from_while_every_node_is_represented():
+    features, labels = _clustered_features()
+    # Candidates in 4 of the 8 clusters only: every pick comes from them, and CAST still picks in each of them.
+    candidates = np.flatnonzero(labels < 4)
+    restricted = FeatureSet(features.n_rows, features.blocks, candidates=candidates)
+    picks = CASTSelector(CASTConfig(seed=0)).fit(restricted, 8).indices_
+    assert set(picks.tolist()) <= set(candidates.tolist()) and set(labels[picks].tolist()) == {0, 1, 2, 3}
+    # All nodes as candidates is the unrestricted selection.
+    everyone = FeatureSet(features.n_rows, features.blocks, candidates=np.arange(features.n_rows))
+    np.testing.assert_array_equal(CASTSelector(CASTConfig(seed=0)).fit(everyone, 8).indices_,
+                                  CASTSelector(CASTConfig(seed=0)).fit(features, 8).indices_)
+    with pytest.raises(CoresetInputError, match="group_column merges rows into nodes"):
+        CASTSelector(CASTConfig(seed=0, group_column="g")).fit(
+            FeatureSet(features.n_rows, features.blocks, groups=labels, candidates=candidates), 4)

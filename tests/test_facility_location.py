@@ -95,3 +95,17 @@ def test_bad_options_are_refused(bad):
     with pytest.raises(CoresetInputError):
         hf_coreset.select_coreset(make_embedding_dataset(20), "facility_location", 5,
                                   embedding_columns=["img_emb", "txt_emb"], **bad)
+
+
+def test_candidates_keep_every_row_to_represent_and_equal_the_naive_restricted_greedy():
+    from hf_coreset.methods.facility_location import FacilityLocationConfig, FacilityLocationSelector
+    from hf_coreset.selector import FeatureSet
+
+    ds = make_embedding_dataset(120, seed=4)
+    candidates = np.arange(1, 120, 4)
+    features = FeatureSet(120, {c: np.asarray(ds[c]) for c in ("img_emb", "txt_emb")}, candidates=candidates)
+    x = _concat(ds)
+    picks = FacilityLocationSelector(FacilityLocationConfig(n_neighbors=30)).fit(features, 12).indices_
+    # Every row (not only the candidates) is a row to represent: the columns are restricted, not the rows.
+    dense = fl.knn_similarity(x, 30).toarray()
+    np.testing.assert_array_equal(picks, candidates[naive_facility_location(dense[:, candidates], 12)])

@@ -91,3 +91,27 @@ def test_result_survives_save_to_disk(embedding_dataset, method, tmp_path):
     np.testing.assert_array_equal(again.indices, result.indices)
     assert again.provenance["method"] == method
     assert reloaded["coreset_rank"] == core["coreset_rank"]
+
+
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_candidates_restrict_the_picks_or_are_refused(method):
+    """FeatureSet.candidates (the Ray engine's second round): a method that can honour it picks only among
+    them; any other refuses it by name instead of ignoring it."""
+    from hf_coreset.errors import CoresetInputError
+    from hf_coreset.registry import get_method
+    from hf_coreset.selector import FeatureSet
+
+    rng = np.random.default_rng(0)
+    candidates = np.arange(0, 120, 3)
+    features = FeatureSet(120, {"img": rng.normal(size=(120, 8)), "txt": rng.normal(size=(120, 4))},
+                          candidates=candidates)
+    spec = get_method(method)
+    selector = spec.selector_class(spec.build_config(0, {}))
+    if not spec.selector_class.picks_among_candidates:
+        with pytest.raises(CoresetInputError, match="cannot restrict its picks to FeatureSet.candidates"):
+            selector.fit(features, 10)
+        return
+    picks = selector.fit(features, 10).indices_
+    assert len(set(picks.tolist())) == 10 and set(picks.tolist()) <= set(candidates.tolist())
+    with pytest.raises(CoresetInputError, match="budget=41 but only 40 rows are candidates"):
+        selector.fit(features, 41)

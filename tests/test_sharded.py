@@ -182,6 +182,7 @@ def test_select_coreset_with_engine_ray_returns_the_subset(pool):
         ({"method": "cast", "group_column": "row"}, "group_column is not supported by the Ray engine"),
         ({"method": "ost", "proxy": object(), "collate_fn": list}, "with proxy, collate_fn computes its own"),
         ({"method": "kcenter", "num_bins": 3}, "Unknown option"),
+        ({"method": "cast", "refine_rows": -1}, "refine_rows must be a non-negative int"),
     ],
 )
 def test_bad_options_fail_before_any_task(pool, kwargs, match):
@@ -214,13 +215,15 @@ def test_the_gain_split_is_the_global_greedy_when_no_row_is_represented_across_p
     data = separated_clusters()
     one_process = hf_coreset.get_selection_result(hf_coreset.select_coreset(
         data, "facility_location", 45, embedding_columns=COLUMNS, show_progress=False))
-    result = select_with_ray(data, "facility_location", 45, embedding_columns=COLUMNS, num_partitions=3, **SMALL)
+    result = select_with_ray(data, "facility_location", 45, embedding_columns=COLUMNS, num_partitions=3,
+                             refine_rows=0, **SMALL)
     np.testing.assert_array_equal(result.indices, one_process.indices)
     # Gains are float64 sums of float32 similarities; a Ray worker's BLAS (one thread) may round those in
     # another order than the driver's, so gains agree to float32 precision of the largest one, not bit for bit.
     np.testing.assert_allclose(result.scores, one_process.scores, rtol=1e-6, atol=1e-7 * one_process.scores.max())
     engine = result.provenance["engine"]
-    assert engine["budget_split"] == "gain" and sorted(engine["partition_rows"]) == [150, 150, 150]
+    assert engine["budget_split"] == "gain" and engine["merge"] == "gain"
+    assert sorted(engine["partition_rows"]) == [150, 150, 150]
     # The budget follows the gains: the spread-out cluster gets most picks, the tight one fewest.
     assert sorted(engine["partition_budgets"]) != [15, 15, 15]
     proportional = select_with_ray(data, "facility_location", 45, embedding_columns=COLUMNS, num_partitions=3,
@@ -267,3 +270,60 @@ def test_cast_judges_a_partitions_pairs_against_the_rest_of_the_pool():
     assert mismatched[result.indices].sum() <= min(10, mismatched[one_process.indices].sum() + 3)
     for partition in result.diagnostics["partitions"]:
         assert 0.15 < partition["reliability"]["estimated_mismatched_share"] < 0.4
+
+
+def continuum(n_rows: int = 800, seed: int = 0) -> datasets.Dataset:
+    """Rows spread evenly over one blob (no clusters): a k-means partition border cuts through dense rows."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(n_rows, 6))
+    image = latent @ rng.normal(size=(6, 16)) + 0.05 * rng.normal(size=(n_rows, 16))
+    text = latent @ rng.normal(size=(6, 8)) + 0.05 * rng.normal(size=(n_rows, 8))
+    return datasets.Dataset.from_dict({"img_emb": image.tolist(), "txt_emb": text.tolist()})
+
+
+def global_objective(method: str, data: datasets.Dataset, picks: np.ndarray) -> float:
+    """The objective the one-process method maximises, on the whole pool, at the picks: facility location's
+    sum over rows of the best cos^2 to a pick; CAST's reliability-weighted multi-scale version of it (scale
+    weights of the first pick)."""
+    from hf_coreset.graph.facility_location import knn_similarity
+    from hf_coreset.methods.cast import CASTConfig
+    from hf_coreset.methods.cast.selector import build_cast_graph, multiscale_similarity, scale_weights_at
+    from hf_coreset.vectors import l2_normalize
+
+    blocks = {c: np.asarray(data[c], dtype=np.float32) for c in COLUMNS}
+    if method == "facility_location":
+        similarity = knn_similarity(np.hstack([l2_normalize(b) for b in blocks.values()]), 100)
+        row_weights = np.ones(similarity.shape[0])
+    else:
+        config = CASTConfig(seed=0)
+        graph = build_cast_graph(blocks, config)
+        similarity, scales = multiscale_similarity(graph, blocks, config)
+        reliability = np.tile(np.maximum(graph.reliability.reliability, 0.01), config.levels + 1)
+        row_weights = reliability * scale_weights_at(data.num_rows, config)(0)[scales]
+    return float(row_weights @ similarity[:, picks].max(axis=1).toarray().ravel())
+
+
+@pytest.mark.parametrize("method", ["facility_location", "cast"])
+def test_the_second_round_picks_among_all_proposals_and_recovers_the_global_objective(method):
+    """Under the gain split, a second round selects among every partition's proposals at once: rows near a
+    border count as represented by a pick on either side, which the merge by gain cannot see."""
+    data = continuum()
+    runs = {refine_rows: select_with_ray(data, method, 40, embedding_columns=COLUMNS, num_partitions=4,
+                                         refine_rows=refine_rows, **SMALL) for refine_rows in (0, 50_000)}
+    merged, refined = runs[0], runs[50_000]
+    assert merged.provenance["engine"]["merge"] == "gain" and "refine" not in merged.diagnostics
+    assert refined.provenance["engine"]["merge"] == "refine"
+    assert refined.provenance["score_meaning"].endswith("over the reference sample and every partition's proposals)")
+    proposed = sum(p["proposed"] for p in refined.diagnostics["partitions"])
+    assert refined.diagnostics["refine"]["candidates"] == proposed > 40
+    assert refined.diagnostics["refine"]["rows"] == data.num_rows  # the reference is the whole (small) pool
+    assert len(set(refined.indices.tolist())) == 40
+    assert sum(refined.provenance["engine"]["partition_budgets"]) == 40
+    one_process = hf_coreset.get_selection_result(hf_coreset.select_coreset(
+        data, method, 40, embedding_columns=COLUMNS, show_progress=False)).indices
+    value = {name: global_objective(method, data, picks) for name, picks in
+             (("merged", merged.indices), ("refined", refined.indices), ("one process", one_process))}
+    # Measured on this data (seeds 0-3): the merge by gain loses 1.4-2.4 % of the one-process objective, the
+    # second round 0.3-0.8 % (CAST's beat the one-process greedy on one seed).
+    assert value["refined"] > value["merged"], value
+    assert value["refined"] > 0.985 * value["one process"], value

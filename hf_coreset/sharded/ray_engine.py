@@ -26,6 +26,11 @@ things: the shard list, a sample, the k-means centres, partition sizes and the p
    (:func:`~hf_coreset.sharded.partition.merge_by_gain`): the greedy over all partitions at once, as if no
    row could be represented by a row of another partition. Partitioning costs a coverage method less that
    way: a partition of spread-out rows gets more picks than one of near-duplicates of the same size.
+6. **refine** (under ``"gain"``, for methods that pick among candidates: facility location, CAST; when the
+   reference and the proposals are at most ``refine_rows`` rows): instead of the merge by gain, one task runs
+   the method on the reference and all proposals together, picking the budget among the proposals
+   (:func:`~hf_coreset.sharded.partition.refine_features`, GreeDi's second round): a row near a partition's
+   border is then represented by a pick on either side, and the picks are chosen against each other.
 
 Where a method has an exact sharded form it is used instead (ScalSelect: :mod:`.exact`), and methods that
 need no features (``random``) select in the driver from the row count alone; both give the single-process
@@ -56,6 +61,7 @@ from ..selector import FeatureSet
 from ..validation import resolve_budget
 from . import exact
 from .partition import (
+    REFINE_ROWS,
     assign_partitions,
     fit_partitions,
     interleave,
@@ -65,6 +71,7 @@ from .partition import (
     pool_reference,
     proposal_counts,
     reference_sample,
+    refine_features,
     sample_rows,
 )
 from .sources import check_embedding_columns, open_source
@@ -85,6 +92,7 @@ def select_with_ray(
     num_partitions: int | None = None,
     rows_per_partition: int = 20_000,
     budget_split: str = "auto",
+    refine_rows: int = REFINE_ROWS,
     sample_size: int | None = None,
     shard_rows: int = 65_536,
     max_retries: int = 3,
@@ -109,6 +117,10 @@ def select_with_ray(
             twice its proportional share, the proposals with the highest marginal gains are kept; for methods
             whose scores are greedy gains) or ``"auto"``: ``"gain"`` where the method allows it, else
             ``"proportional"``.
+        refine_rows: under ``"gain"``, for methods that can pick among candidates (facility location, CAST),
+            a second round selects the budget among all partitions' proposals at once, representing the
+            reference sample and the proposals, when those are at most this many rows together (one task);
+            above, or with 0, the proposals with the highest gains are kept.
         sample_size: rows the k-means is fitted on (default ``max(10_000, 50 * num_partitions)``).
         shard_rows: rows per shard of a ``Dataset`` (a parquet shard is one row group).
         max_retries: how often Ray reruns a task whose worker process died.
@@ -135,7 +147,7 @@ def select_with_ray(
     spec = get_method(method)
     config = spec.build_config(seed, method_options)
     _check_options(spec, config, num_workers, num_partitions, rows_per_partition, budget_split, sample_size,
-                   shard_rows, max_retries)
+                   shard_rows, max_retries, refine_rows)
     source = open_source(data, shard_rows)
     shards = source.shards()
     n_rows = sum(shard.num_rows for shard in shards)
@@ -163,14 +175,13 @@ def select_with_ray(
             budget_split = _resolve_budget_split(budget_split, spec)
             indices, scores, diagnostics, partitioning = _partitioned(
                 tasks, source_ref, shards, columns, spec, config, n_budget, num_partitions, budget_split,
-                sample_size or max(10_000, 50 * num_partitions))
+                sample_size or max(10_000, 50 * num_partitions), refine_rows)
             engine.update(strategy="partitioned", **partitioning)
     finished = time.perf_counter()
     provenance = spec.provenance(
         config, budget=budget, budget_rows=n_budget, rows_in=n_rows, rows_out=int(len(indices)), dropped={},
         source_fingerprint=source.fingerprint(), source_split=None,
-        score_meaning=spec.selector_class.score_meaning
-        + (" (within the row's partition)" if engine["strategy"] == "partitioned" else ""),
+        score_meaning=spec.selector_class.score_meaning + _score_scope(engine),
         timings={"total_s": finished - started, **tasks.timings}, extra_versions=("ray",), engine=engine,
     )
     return SelectionResult(indices=np.asarray(indices, dtype=np.int64), scores=np.asarray(scores, dtype=np.float64),
@@ -178,7 +189,7 @@ def select_with_ray(
 
 
 def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num_partitions, budget_split,
-                 sample_size):
+                 sample_size, refine_rows):
     n_rows = sum(shard.num_rows for shard in shards)
     sample = sample_rows(n_rows, sample_size, config.seed)
     shard_names = _shard_names(shards)
@@ -197,23 +208,36 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
     shares = split_budget(sizes, n_budget, "proportional" if by_gain else budget_split)
     asks = proposal_counts(sizes, shares) if by_gain else shares
     chosen = [p for p in range(num_partitions) if asks[p]]
+    # The second round needs the proposals' vectors; it runs where it fits one task (refine_rows).
+    refine = (by_gain and spec.selector_class.picks_among_candidates and len(chosen) > 1
+              and reference_rows + int(asks.sum()) <= refine_rows)
     jobs = [(spec, dataclasses.replace(config, seed=partition_seed(config.seed, p)), int(asks[p]),
-             reference_ref, n_rows, *[shard_pieces[p] for shard_pieces in pieces]) for p in chosen]
+             reference_ref, n_rows, refine, *[shard_pieces[p] for shard_pieces in pieces]) for p in chosen]
     del split, pieces  # the pieces of a partition leave the object store once its task is done
     picks = tasks.map(_select_partition, jobs, stage="select",
                       names=[f"partition {p} ({sizes[p]} rows, {asks[p]} picks)" for p in chosen])
     by_partition = dict(zip(chosen, picks))
-    order = (merge_by_gain([by_partition[p][1] for p in chosen], n_budget) if by_gain
-             else interleave([int(asks[p]) for p in chosen]))
-    indices = np.array([by_partition[chosen[i]][0][rank] for i, rank in order], dtype=np.int64)
-    scores = np.array([by_partition[chosen[i]][1][rank] for i, rank in order], dtype=np.float64)
-    kept = np.zeros(num_partitions, dtype=np.int64)
-    np.add.at(kept, [chosen[i] for i, _ in order], 1)
+    merge, refined = ("gain" if by_gain else "interleave"), {}
+    if refine:
+        proposals = [by_partition[p][3] for p in chosen]
+        (rows, scores, refined), = tasks.map(_refine_selection, [(spec, config, n_budget, reference_ref, *proposals)],
+                                             stage="refine", names=["the second round over all proposals"])
+        indices, merge = rows, "refine"
+        partition_of = {int(row): p for p in chosen for row in by_partition[p][0]}
+        kept = np.bincount([partition_of[int(row)] for row in indices], minlength=num_partitions)
+    else:
+        order = (merge_by_gain([by_partition[p][1] for p in chosen], n_budget) if by_gain
+                 else interleave([int(asks[p]) for p in chosen]))
+        indices = np.array([by_partition[chosen[i]][0][rank] for i, rank in order], dtype=np.int64)
+        scores = np.array([by_partition[chosen[i]][1][rank] for i, rank in order], dtype=np.float64)
+        kept = np.zeros(num_partitions, dtype=np.int64)
+        np.add.at(kept, [chosen[i] for i, _ in order], 1)
     diagnostics = {"partitions": [{"partition": p, "rows": int(sizes[p]), "budget": int(kept[p]),
                                    **({"proposed": int(asks[p])} if by_gain else {}),
-                                   "seed": partition_seed(config.seed, p), **by_partition[p][2]} for p in chosen]}
+                                   "seed": partition_seed(config.seed, p), **by_partition[p][2]} for p in chosen],
+                   **({"refine": refined} if refine else {})}
     partitioning = {"num_partitions": num_partitions, "partition_rows": sizes.tolist(),
-                    "partition_budgets": kept.tolist(), "budget_split": budget_split,
+                    "partition_budgets": kept.tolist(), "budget_split": budget_split, "merge": merge,
                     "sample_rows": int(len(sample)), "reference_rows": reference_rows}
     return indices, scores, diagnostics, partitioning
 
@@ -263,14 +287,24 @@ def _split_shard(source, shard, columns, centres):
     return (*pieces, np.bincount(labels, minlength=len(centres)))
 
 
-def _select_partition(spec, config, share, reference, pool_rows, *pieces):
+def _select_partition(spec, config, share, reference, pool_rows, with_vectors, *pieces):
     rows = np.concatenate([piece["rows"] for piece in pieces])
     columns = [c for c in pieces[0] if c != "rows"]
     # The method sees float32 blocks, as from read_embedding_column in one process.
     blocks = {c: np.concatenate([piece[c] for piece in pieces]).astype(np.float32) for c in columns}
     features = FeatureSet(n_rows=len(rows), blocks=blocks, reference=pool_reference(reference, rows, pool_rows))
     selector = spec.selector_class(config).fit(features, share)
-    return rows[selector.indices_], selector.scores_, selector.diagnostics_
+    picked = selector.indices_
+    proposals = {"rows": rows[picked], **{c: block[picked] for c, block in blocks.items()}} if with_vectors else None
+    return rows[picked], selector.scores_, selector.diagnostics_, proposals
+
+
+def _refine_selection(spec, config, budget, reference, *proposals):
+    rows, features = refine_features(reference, list(proposals))
+    selector = spec.selector_class(config).fit(features, budget)
+    diagnostics = {"rows": int(features.n_rows), "candidates": int(len(features.candidates)),
+                   **selector.diagnostics_}
+    return rows[selector.indices_], selector.scores_, diagnostics
 
 
 def _shard_column_sum(source, shard, columns):
@@ -356,6 +390,12 @@ def _import_ray():
     return ray
 
 
+def _score_scope(engine: dict) -> str:
+    if engine.get("merge") == "refine":
+        return " (in the second round, over the reference sample and every partition's proposals)"
+    return " (within the row's partition)" if engine["strategy"] == "partitioned" else ""
+
+
 def _resolve_budget_split(budget_split: str, spec) -> str:
     if budget_split != "auto":
         return budget_split
@@ -369,15 +409,16 @@ def _is_scalselect(spec) -> bool:
 
 
 def _check_options(spec, config, num_workers, num_partitions, rows_per_partition, budget_split, sample_size,
-                   shard_rows, max_retries) -> None:
+                   shard_rows, max_retries, refine_rows) -> None:
     for name, value in (("num_workers", num_workers), ("num_partitions", num_partitions),
                         ("sample_size", sample_size)):
         if value is not None:
             check_positive(name, value)
     check_positive("rows_per_partition", rows_per_partition)
     check_positive("shard_rows", shard_rows)
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise CoresetInputError(f"max_retries must be a non-negative int, got {max_retries!r}.")
+    for name, value in (("max_retries", max_retries), ("refine_rows", refine_rows)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CoresetInputError(f"{name} must be a non-negative int, got {value!r}.")
     check_choice("budget_split", budget_split, BUDGET_SPLIT_CHOICES)
     if budget_split == "gain" and not spec.selector_class.scores_are_marginal_gains:
         raise CoresetInputError(

@@ -198,6 +198,7 @@ class CASTSelector(Selector):
     """
 
     scores_are_marginal_gains = True
+    picks_among_candidates = True
     score_meaning = ("CAST facility-location gain when picked: increase of the reliability-weighted, multi-scale "
                      "sum over rows of their best similarity to the picked rows, times the pick's reliability")
 
@@ -215,9 +216,13 @@ class CASTSelector(Selector):
         similarity_done = time.perf_counter()
         reliability = (np.ones(n) if graph.reliability is None
                        else np.maximum(graph.reliability.reliability, RELIABILITY_FLOOR))
-        indices, gains = facility_location_greedy(
-            similarity, budget, row_weights=np.tile(reliability, config.levels + 1), candidate_weights=reliability,
+        # Every node counts as a row to represent; only the candidates (all nodes by default) may be picked.
+        candidates = np.arange(n) if features.candidates is None else features.candidates
+        picked, gains = facility_location_greedy(
+            similarity if features.candidates is None else similarity[:, candidates], budget,
+            row_weights=np.tile(reliability, config.levels + 1), candidate_weights=reliability[candidates],
             row_blocks=row_scales, block_weights=scale_weights_at(n, config))
+        indices = candidates[picked]
         seconds = {**graph.seconds, "similarity": similarity_done - started,
                    "greedy": time.perf_counter() - similarity_done}
         diagnostics = self._diagnostics(graph, similarity, indices, seconds)
@@ -229,6 +234,9 @@ class CASTSelector(Selector):
             raise CoresetInputError("CAST needs features: pass embedding_columns or image/text encoders.")
         if self.config.group_column is None:
             return features.blocks, np.arange(features.n_rows)
+        if features.candidates is not None:
+            raise CoresetInputError("group_column merges rows into nodes: candidates (rows) cannot be combined "
+                                    "with it; leave one of them unset.")
         if features.groups is None:  # only when the selector is fitted by hand, outside select_coreset
             raise CoresetInputError(
                 f"group_column={self.config.group_column!r} needs FeatureSet.groups: the group of every row."

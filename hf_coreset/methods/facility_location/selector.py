@@ -22,13 +22,19 @@ class FacilityLocationSelector(EmbeddingSelector):
     """
 
     scores_are_marginal_gains = True
+    picks_among_candidates = True
     score_meaning = "facility-location gain when picked: increase of sum_i max_{j in S} cos(x_i, x_j)^2"
 
     def _select(self, features: FeatureSet, budget: int):
         config = self.config
         similarity = knn_similarity(self.embed(features), config.n_neighbors, config.index, config.seed,
                                     config.search_dims)
+        candidates = features.candidates
+        if candidates is not None:  # every row still counts as a row to represent
+            similarity = similarity[:, candidates]
         indices, gains = facility_location_greedy(similarity, budget)
+        if candidates is not None:
+            indices = candidates[indices]
         objective = float(gains.sum())
         return indices, gains, {"objective": objective, "mean_best_similarity": objective / features.n_rows,
                                 "similarity_entries": int(similarity.nnz)}
