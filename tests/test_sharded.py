@@ -327,3 +327,12 @@ def test_the_second_round_picks_among_all_proposals_and_recovers_the_global_obje
     # second round 0.3-0.8 % (CAST's beat the one-process greedy on one seed).
     assert value["refined"] > value["merged"], value
     assert value["refined"] > 0.985 * value["one process"], value
+
+
+def test_an_embedding_column_named_rows_is_read_like_any_other(pool):
+    """The engine's own row numbers travel beside the vectors, never under a column's name."""
+    renamed = pool.rename_column("img_emb", "rows")
+    for method in ("facility_location", "kcenter"):
+        expected = select_with_ray(pool, method, 30, embedding_columns=COLUMNS, seed=1, **SMALL)
+        result = select_with_ray(renamed, method, 30, embedding_columns=["rows", "txt_emb"], seed=1, **SMALL)
+        np.testing.assert_array_equal(result.indices, expected.indices)

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,32 +46,41 @@ def sample_rows(n_rows: int, sample_size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, 0x5A4D]).choice(n_rows, size=sample_size, replace=False))
 
 
+@dataclass
+class RowBlocks:
+    """Rows of the pool with their embedding blocks, as they travel between stages (a partition's piece of a
+    shard, the reference sample, a partition's proposals). The row numbers sit beside the blocks, not among
+    them, so that an embedding column may have any name."""
+
+    rows: np.ndarray
+    blocks: dict[str, np.ndarray]
+
+
 def reference_sample(rows: np.ndarray, blocks: dict[str, np.ndarray], seed: int,
-                     size: int = REFERENCE_ROWS) -> dict[str, np.ndarray]:
-    """At most ``size`` of the sampled ``rows`` (all of them when fewer), drawn from ``seed``, in row order:
-    ``{"rows": row numbers, **blocks}``.
+                     size: int = REFERENCE_ROWS) -> RowBlocks:
+    """At most ``size`` of the sampled ``rows`` (all of them when fewer), drawn from ``seed``, in row order.
 
     Example:
-        >>> reference_sample(np.arange(10) * 3, {"img": np.arange(10.0)[:, None]}, seed=0, size=3)["rows"].shape
+        >>> reference_sample(np.arange(10) * 3, {"img": np.arange(10.0)[:, None]}, seed=0, size=3).rows.shape
         (3,)
     """
     keep = sample_rows(len(rows), size, seed + 1)
-    return {"rows": rows[keep], **{name: block[keep] for name, block in blocks.items()}}
+    return RowBlocks(rows[keep], {name: block[keep] for name, block in blocks.items()})
 
 
-def pool_reference(reference: dict[str, np.ndarray], part_rows: np.ndarray, pool_rows: int) -> PoolReference | None:
+def pool_reference(reference: RowBlocks, part_rows: np.ndarray, pool_rows: int) -> PoolReference | None:
     """The :class:`~hf_coreset.PoolReference` of a partition: the reference rows outside it (as float32), or
     None when there are none (one partition holds the pool).
 
     Example:
-        >>> reference = {"rows": np.array([1, 4, 7]), "img": np.array([[1.0], [4.0], [7.0]])}
+        >>> reference = RowBlocks(np.array([1, 4, 7]), {"img": np.array([[1.0], [4.0], [7.0]])})
         >>> pool_reference(reference, np.array([0, 1, 2, 3]), 10).blocks["img"].ravel().tolist()
         [4.0, 7.0]
     """
-    outside = ~np.isin(reference["rows"], part_rows)
+    outside = ~np.isin(reference.rows, part_rows)
     if not outside.any():
         return None
-    blocks = {name: np.asarray(block[outside], dtype=np.float32) for name, block in reference.items() if name != "rows"}
+    blocks = {name: np.asarray(block[outside], dtype=np.float32) for name, block in reference.blocks.items()}
     return PoolReference(blocks=blocks, pool_rows=pool_rows)
 
 
@@ -142,8 +152,7 @@ def merge_by_gain(gains: list[np.ndarray], budget: int) -> list[tuple[int, int]]
     return [(partition, rank) for _, partition, rank in sorted(keys)[:budget]]
 
 
-def refine_features(reference: dict[str, np.ndarray], proposals: list[dict[str, np.ndarray]]
-                    ) -> tuple[np.ndarray, FeatureSet]:
+def refine_features(reference: RowBlocks, proposals: list[RowBlocks]) -> tuple[np.ndarray, FeatureSet]:
     """The second round's rows: the reference sample and every partition's proposals, once each, in row order,
     as ``(row numbers, FeatureSet)`` whose ``candidates`` are the proposals.
 
@@ -152,16 +161,15 @@ def refine_features(reference: dict[str, np.ndarray], proposals: list[dict[str, 
     a pick on the other side, which no partition could see on its own (GreeDi's second round).
 
     Example:
-        >>> reference = {"rows": np.array([0, 5]), "img": np.array([[0.0], [5.0]])}
-        >>> proposals = [{"rows": np.array([5, 7]), "img": np.array([[5.0], [7.0]])}]
+        >>> reference = RowBlocks(np.array([0, 5]), {"img": np.array([[0.0], [5.0]])})
+        >>> proposals = [RowBlocks(np.array([5, 7]), {"img": np.array([[5.0], [7.0]])})]
         >>> rows, features = refine_features(reference, proposals)
         >>> rows.tolist(), features.candidates.tolist(), features.blocks["img"].ravel().tolist()
         ([0, 5, 7], [1, 2], [0.0, 5.0, 7.0])
     """
     parts = [reference, *proposals]
-    all_rows = np.concatenate([part["rows"] for part in parts])
-    rows, first = np.unique(all_rows, return_index=True)  # a row in the reference and a proposal: kept once
-    blocks = {name: np.concatenate([np.asarray(part[name], dtype=np.float32) for part in parts])[first]
-              for name in reference if name != "rows"}
-    candidates = np.searchsorted(rows, np.concatenate([part["rows"] for part in proposals]))
-    return rows, FeatureSet(n_rows=len(rows), blocks=blocks, candidates=np.unique(candidates))
+    rows, first = np.unique(np.concatenate([part.rows for part in parts]), return_index=True)  # each row once
+    blocks = {name: np.concatenate([np.asarray(part.blocks[name], dtype=np.float32) for part in parts])[first]
+              for name in reference.blocks}
+    candidates = np.unique(np.searchsorted(rows, np.concatenate([part.rows for part in proposals])))
+    return rows, FeatureSet(n_rows=len(rows), blocks=blocks, candidates=candidates)

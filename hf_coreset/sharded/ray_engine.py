@@ -62,6 +62,7 @@ from ..validation import resolve_budget
 from . import exact
 from .partition import (
     REFINE_ROWS,
+    RowBlocks,
     assign_partitions,
     fit_partitions,
     interleave,
@@ -199,7 +200,7 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
     centres = fit_partitions(partition_vectors(sample_blocks), num_partitions, config.seed)
     num_partitions = len(centres)
     reference = reference_sample(sample, sample_blocks, config.seed)
-    reference_rows, reference_ref = len(reference["rows"]), tasks.ray.put(reference)
+    reference_rows, reference_ref = len(reference.rows), tasks.ray.put(reference)
     split = tasks.map(_split_shard, [(source_ref, shard, columns, centres) for shard in shards], stage="partition",
                       names=shard_names, num_returns=num_partitions + 1)
     pieces = [refs[:-1] for refs in split]  # pieces[shard][partition], left in the object store
@@ -283,19 +284,18 @@ def _split_shard(source, shard, columns, centres):
     pieces = []
     for partition in range(len(centres)):
         members = labels == partition
-        pieces.append({"rows": rows[members], **{c: block[members] for c, block in blocks.items()}})
+        pieces.append(RowBlocks(rows[members], {c: block[members] for c, block in blocks.items()}))
     return (*pieces, np.bincount(labels, minlength=len(centres)))
 
 
 def _select_partition(spec, config, share, reference, pool_rows, with_vectors, *pieces):
-    rows = np.concatenate([piece["rows"] for piece in pieces])
-    columns = [c for c in pieces[0] if c != "rows"]
+    rows = np.concatenate([piece.rows for piece in pieces])
     # The method sees float32 blocks, as from read_embedding_column in one process.
-    blocks = {c: np.concatenate([piece[c] for piece in pieces]).astype(np.float32) for c in columns}
+    blocks = {c: np.concatenate([piece.blocks[c] for piece in pieces]).astype(np.float32) for c in pieces[0].blocks}
     features = FeatureSet(n_rows=len(rows), blocks=blocks, reference=pool_reference(reference, rows, pool_rows))
     selector = spec.selector_class(config).fit(features, share)
     picked = selector.indices_
-    proposals = {"rows": rows[picked], **{c: block[picked] for c, block in blocks.items()}} if with_vectors else None
+    proposals = RowBlocks(rows[picked], {c: block[picked] for c, block in blocks.items()}) if with_vectors else None
     return rows[picked], selector.scores_, selector.diagnostics_, proposals
 
 
