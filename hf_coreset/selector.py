@@ -96,7 +96,7 @@ class Selector(abc.ABC):
 
     def fit(self, features: FeatureSet, budget: int) -> Selector:
         if features.candidates is not None:
-            self._check_candidates(features.candidates, budget)
+            self._check_candidates(features.candidates, features.n_rows, budget)
         indices, scores, diagnostics = self._select(features, budget)
         self.indices_ = np.asarray(indices, dtype=np.int64)
         self.scores_ = np.asarray(scores, dtype=np.float64)
@@ -108,10 +108,19 @@ class Selector(abc.ABC):
             )
         return self
 
-    def _check_candidates(self, candidates: np.ndarray, budget: int) -> None:
+    def _check_candidates(self, candidates: np.ndarray, n_rows: int, budget: int) -> None:
         if not self.picks_among_candidates:
             raise CoresetInputError(f"{type(self).__name__} cannot restrict its picks to FeatureSet.candidates: "
                                     "leave candidates=None.")
+        candidates = np.asarray(candidates)
+        if candidates.ndim != 1 or not np.issubdtype(candidates.dtype, np.integer):
+            raise CoresetInputError(f"FeatureSet.candidates must be a 1-d array of row positions (ints), got "
+                                    f"dtype {candidates.dtype} and shape {candidates.shape}.")
+        if len(candidates) and (candidates.min() < 0 or candidates.max() >= n_rows):
+            raise CoresetInputError(f"FeatureSet.candidates must be row positions in [0, {n_rows}), got values from "
+                                    f"{candidates.min()} to {candidates.max()}.")
+        if len(np.unique(candidates)) != len(candidates):
+            raise CoresetInputError("FeatureSet.candidates lists a row twice: pass each candidate row once.")
         if len(candidates) < budget:
             raise CoresetInputError(f"budget={budget} but only {len(candidates)} rows are candidates.")
 

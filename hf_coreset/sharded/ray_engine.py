@@ -218,29 +218,36 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
     picks = tasks.map(_select_partition, jobs, stage="select",
                       names=[f"partition {p} ({sizes[p]} rows, {asks[p]} picks)" for p in chosen])
     by_partition = dict(zip(chosen, picks))
-    merge, refined = ("gain" if by_gain else "interleave"), {}
     if refine:
-        proposals = [by_partition[p][3] for p in chosen]
-        (rows, scores, refined), = tasks.map(_refine_selection, [(spec, config, n_budget, reference_ref, *proposals)],
-                                             stage="refine", names=["the second round over all proposals"])
-        indices, merge = rows, "refine"
+        merge = "refine"
+        (indices, scores, refined), = tasks.map(
+            _refine_selection, [(spec, config, n_budget, reference_ref, *[by_partition[p][3] for p in chosen])],
+            stage="refine", names=["the second round over all proposals"])
         partition_of = {int(row): p for p in chosen for row in by_partition[p][0]}
         kept = np.bincount([partition_of[int(row)] for row in indices], minlength=num_partitions)
     else:
-        order = (merge_by_gain([by_partition[p][1] for p in chosen], n_budget) if by_gain
-                 else interleave([int(asks[p]) for p in chosen]))
-        indices = np.array([by_partition[chosen[i]][0][rank] for i, rank in order], dtype=np.int64)
-        scores = np.array([by_partition[chosen[i]][1][rank] for i, rank in order], dtype=np.float64)
-        kept = np.zeros(num_partitions, dtype=np.int64)
-        np.add.at(kept, [chosen[i] for i, _ in order], 1)
+        merge, refined = ("gain" if by_gain else "interleave"), None
+        indices, scores, kept = _merge_picks(by_partition, chosen, asks, n_budget, by_gain, num_partitions)
     diagnostics = {"partitions": [{"partition": p, "rows": int(sizes[p]), "budget": int(kept[p]),
                                    **({"proposed": int(asks[p])} if by_gain else {}),
                                    "seed": partition_seed(config.seed, p), **by_partition[p][2]} for p in chosen],
-                   **({"refine": refined} if refine else {})}
+                   **({"refine": refined} if refined else {})}
     partitioning = {"num_partitions": num_partitions, "partition_rows": sizes.tolist(),
                     "partition_budgets": kept.tolist(), "budget_split": budget_split, "merge": merge,
                     "sample_rows": int(len(sample)), "reference_rows": reference_rows}
     return indices, scores, diagnostics, partitioning
+
+
+def _merge_picks(by_partition, chosen, asks, n_budget, by_gain, num_partitions):
+    """Stage 5: the partitions' picks in one order (highest gains first under "gain", else interleaved by
+    share); returns the rows, their scores and the picks kept per partition."""
+    order = (merge_by_gain([by_partition[p][1] for p in chosen], n_budget) if by_gain
+             else interleave([int(asks[p]) for p in chosen]))
+    indices = np.array([by_partition[chosen[i]][0][rank] for i, rank in order], dtype=np.int64)
+    scores = np.array([by_partition[chosen[i]][1][rank] for i, rank in order], dtype=np.float64)
+    kept = np.zeros(num_partitions, dtype=np.int64)
+    np.add.at(kept, [chosen[i] for i, _ in order], 1)
+    return indices, scores, kept
 
 
 def _exact_leverage(tasks, source_ref, shards, columns, config, n_budget):
