@@ -151,3 +151,16 @@ def test_dq_with_mean_aggregation_and_pca_runs_end_to_end(embedding_dataset):
     assert core.num_rows == 20
     config = hf_coreset.get_selection_result(core).provenance["config"]
     assert config["aggregation"] == "mean" and config["reduce"] == "pca:4"
+
+
+def test_dq_near_duplicates_closer_than_float32_resolves_follow_the_float64_greedy():
+    # Rows 380-399 are rows 0-19 moved by 1e-7: their gains differ by less than a float32 similarity row can
+    # tell, so the float32 updates alone would order them by rounding; the exact arbitration orders them as
+    # the float64 greedy does.
+    x = _tight_clusters()
+    x[380:] = x[:20] + 1e-7 * np.random.default_rng(6).normal(size=(20, 16))
+    fast_bins, fast_gains = graphcut_bins(x, 6, max_cached_floats=4_000)
+    for reference_bins, reference_gains in (matvec_graphcut_bins(x, 6), naive_graphcut_bins(x, 6)):
+        for fast, reference, fg, rg in zip(fast_bins, reference_bins, fast_gains, reference_gains):
+            np.testing.assert_array_equal(fast, reference)
+            np.testing.assert_allclose(fg, rg, rtol=1e-9, atol=1e-9)
