@@ -64,7 +64,7 @@ def knn_similarity(x: np.ndarray, n_neighbors: int | None, index: str = "auto", 
 def facility_location_greedy(similarity: sp.spmatrix, budget: int, row_weights: np.ndarray | None = None,
                              candidate_weights: np.ndarray | None = None, row_blocks: np.ndarray | None = None,
                              block_weights: Callable[[int], np.ndarray] | None = None,
-                             ) -> tuple[np.ndarray, np.ndarray]:
+                             candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Greedy maximisation of ``f(S) = sum_i w_i max_{j in S} s_ij`` with lazy (Minoux) evaluation.
 
     ``similarity[i, j] >= 0`` is how well candidate ``j`` represents row ``i`` (missing entries are 0; rows
@@ -73,7 +73,9 @@ def facility_location_greedy(similarity: sp.spmatrix, budget: int, row_weights: 
     similarity and ``b(t) = block_weights(t)`` the weight of each block of rows at pick ``t`` (``row_blocks``
     gives every row's block; default: one block of weight 1). Gains only shrink as ``S`` grows and block
     weights may only fall, so a stale gain is an upper bound and only the top of the heap is recomputed.
-    Ties go to the smaller index. Returns ``(indices, gains)`` in pick order.
+    ``candidates`` (column indices, default all) restricts the picks; every row still counts as one to
+    represent. Ties go to the earlier candidate (the smaller index). Returns ``(indices, gains)`` in pick order,
+    indices being columns of ``similarity``.
 
     Example:
         >>> import numpy as np
@@ -82,11 +84,13 @@ def facility_location_greedy(similarity: sp.spmatrix, budget: int, row_weights: 
         [1, 2]
     """
     s = sp.csc_matrix(similarity, dtype=np.float64)
+    c = np.ones(s.shape[1]) if candidate_weights is None else np.asarray(candidate_weights, dtype=np.float64)
+    if candidates is not None:
+        s, c = s[:, candidates], c[candidates]
     n_rows, n = s.shape
     if s.nnz and s.data.min() < 0:
         raise CoresetInputError("facility location needs a non-negative similarity.")
     w = np.ones(n_rows) if row_weights is None else np.asarray(row_weights, dtype=np.float64)
-    c = np.ones(n) if candidate_weights is None else np.asarray(candidate_weights, dtype=np.float64)
     blocks = np.zeros(n_rows, dtype=np.int64) if row_blocks is None else np.asarray(row_blocks)
     weights_at = block_weights or (lambda step: np.ones(int(blocks.max()) + 1))
     best = np.zeros(n_rows)
@@ -116,4 +120,4 @@ def facility_location_greedy(similarity: sp.spmatrix, budget: int, row_weights: 
         indices[step], gains[step] = j, fresh
         rows = rows_of[indptr[j] : indptr[j + 1]]
         best[rows] = np.maximum(best[rows], values[indptr[j] : indptr[j + 1]])
-    return indices, gains
+    return (indices if candidates is None else np.asarray(candidates)[indices]), gains

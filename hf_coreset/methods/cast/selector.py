@@ -217,12 +217,9 @@ class CASTSelector(Selector):
         reliability = (np.ones(n) if graph.reliability is None
                        else np.maximum(graph.reliability.reliability, RELIABILITY_FLOOR))
         # Every node counts as a row to represent; only the candidates (all nodes by default) may be picked.
-        candidates = np.arange(n) if features.candidates is None else features.candidates
-        picked, gains = facility_location_greedy(
-            similarity if features.candidates is None else similarity[:, candidates], budget,
-            row_weights=np.tile(reliability, config.levels + 1), candidate_weights=reliability[candidates],
-            row_blocks=row_scales, block_weights=scale_weights_at(n, config))
-        indices = candidates[picked]
+        indices, gains = facility_location_greedy(
+            similarity, budget, row_weights=np.tile(reliability, config.levels + 1), candidate_weights=reliability,
+            row_blocks=row_scales, block_weights=scale_weights_at(n, config), candidates=features.candidates)
         seconds = {**graph.seconds, "similarity": similarity_done - started,
                    "greedy": time.perf_counter() - similarity_done}
         diagnostics = self._diagnostics(graph, similarity, indices, seconds)

@@ -29,12 +29,7 @@ class FacilityLocationSelector(EmbeddingSelector):
         config = self.config
         similarity = knn_similarity(self.embed(features), config.n_neighbors, config.index, config.seed,
                                     config.search_dims)
-        candidates = features.candidates
-        if candidates is not None:  # every row still counts as a row to represent
-            similarity = similarity[:, candidates]
-        indices, gains = facility_location_greedy(similarity, budget)
-        if candidates is not None:
-            indices = candidates[indices]
+        indices, gains = facility_location_greedy(similarity, budget, candidates=features.candidates)
         objective = float(gains.sum())
         return indices, gains, {"objective": objective, "mean_best_similarity": objective / features.n_rows,
                                 "similarity_entries": int(similarity.nnz)}
