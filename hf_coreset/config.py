@@ -31,8 +31,7 @@ class SelectionConfig:
     object_fields: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
-            raise CoresetInputError(f"seed must be a non-negative int, got {self.seed!r}.")
+        check_non_negative("seed", self.seed)
         self.seed = int(self.seed)  # numpy integers (np.int64(3)) become plain ints, like budget
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,3 +110,17 @@ def check_positive(name: str, value: Any, kind: type = int) -> None:
     allowed = numbers.Real if kind is float else numbers.Integral
     if isinstance(value, bool) or not isinstance(value, allowed) or value <= 0:
         raise CoresetInputError(f"{name} must be a positive {kind.__name__}, got {value!r}.")
+
+
+def check_non_negative(name: str, value: Any) -> None:
+    """Raise :class:`CoresetInputError` unless ``value`` is an int >= 0; numpy integers count, booleans are refused.
+
+    Example:
+        >>> check_non_negative("seed", 0)
+        >>> check_non_negative("seed", -1)
+        Traceback (most recent call last):
+        ...
+        hf_coreset.errors.CoresetInputError: seed must be a non-negative int, got -1.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise CoresetInputError(f"{name} must be a non-negative int, got {value!r}.")

@@ -121,6 +121,8 @@ class Selector(abc.ABC):
                                     f"{candidates.min()} to {candidates.max()}.")
         if len(np.unique(candidates)) != len(candidates):
             raise CoresetInputError("FeatureSet.candidates lists a row twice: pass each candidate row once.")
+        if np.any(np.diff(candidates) < 0):  # the greedy breaks ties by position: the smaller row must come first
+            raise CoresetInputError("FeatureSet.candidates must be sorted: pass np.sort(candidates).")
         if len(candidates) < budget:
             raise CoresetInputError(f"budget={budget} but only {len(candidates)} rows are candidates.")
 

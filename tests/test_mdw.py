@@ -520,6 +520,12 @@ def test_bad_inputs_raise_the_projects_errors_with_the_fix(noisy_pairs):
         MDWConfig(synthetic_steps=0)
     with pytest.raises(CoresetInputError, match=r"max_start_epoch must be in 0\.\.20"):
         MDWConfig(max_start_epoch=21)  # 26 checkpoints, targets 5 ahead
+    with pytest.raises(CoresetInputError, match="iterations must be a non-negative int, got -1"):
+        MDWConfig(iterations=-1)
+    with pytest.raises(CoresetInputError, match="proxy_rounds must be a non-negative int, got 1.5"):
+        MDWConfig(proxy_rounds=1.5)
+    numpy_ints = MDWConfig(iterations=np.int64(0), seed=np.int64(3))  # as from a numpy sweep: plain ints kept
+    assert (numpy_ints.iterations, numpy_ints.seed) == (0, 3) and type(numpy_ints.seed) is int
 
     with_nan = noisy_pairs.map(lambda row, i: {"img": [float("nan")] * 24} if i == 7 else {}, with_indices=True)
     with pytest.raises(BadFeaturesError, match="NaN or inf in row 7"):

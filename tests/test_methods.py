@@ -116,6 +116,7 @@ def test_candidates_restrict_the_picks_or_are_refused(method):
     with pytest.raises(CoresetInputError, match="budget=41 but only 40 rows are candidates"):
         selector.fit(features, 41)
     for bad, message in ((np.array([0, 3, 3]), "lists a row twice"), (np.array([0, 120]), r"in \[0, 120\)"),
-                         (np.array([0.0, 3.0]), "1-d array of row positions")):
+                         (np.array([0.0, 3.0]), "1-d array of row positions"),
+                         (np.array([5, 3]), r"must be sorted: pass np\.sort\(candidates\)")):
         with pytest.raises(CoresetInputError, match=message):
             selector.fit(FeatureSet(120, features.blocks, candidates=bad), 2)

@@ -183,6 +183,7 @@ def test_select_coreset_with_engine_ray_returns_the_subset(pool):
         ({"method": "ost", "proxy": object(), "collate_fn": list}, "with proxy, collate_fn computes its own"),
         ({"method": "kcenter", "num_bins": 3}, "Unknown option"),
         ({"method": "cast", "refine_rows": -1}, "refine_rows must be a non-negative int"),
+        ({"method": "cast", "max_retries": True}, "max_retries must be a non-negative int, got True"),
     ],
 )
 def test_bad_options_fail_before_any_task(pool, kwargs, match):

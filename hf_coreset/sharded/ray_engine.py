@@ -53,7 +53,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..budget import BUDGET_SPLITS, split_budget
-from ..config import check_choice, check_positive
+from ..config import check_choice, check_non_negative, check_positive
 from ..errors import CoresetEngineError, CoresetInputError
 from ..registry import get_method
 from ..result import SelectionResult
@@ -149,6 +149,7 @@ def select_with_ray(
     config = spec.build_config(seed, method_options)
     _check_options(spec, config, num_workers, num_partitions, rows_per_partition, budget_split, sample_size,
                    shard_rows, max_retries, refine_rows)
+    max_retries, refine_rows = int(max_retries), int(refine_rows)  # numpy integers pass the check; Ray wants ints
     source = open_source(data, shard_rows)
     shards = source.shards()
     n_rows = sum(shard.num_rows for shard in shards)
@@ -423,9 +424,8 @@ def _check_options(spec, config, num_workers, num_partitions, rows_per_partition
             check_positive(name, value)
     check_positive("rows_per_partition", rows_per_partition)
     check_positive("shard_rows", shard_rows)
-    for name, value in (("max_retries", max_retries), ("refine_rows", refine_rows)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise CoresetInputError(f"{name} must be a non-negative int, got {value!r}.")
+    check_non_negative("max_retries", max_retries)
+    check_non_negative("refine_rows", refine_rows)
     check_choice("budget_split", budget_split, BUDGET_SPLIT_CHOICES)
     if budget_split == "gain" and not spec.selector_class.scores_are_marginal_gains:
         raise CoresetInputError(

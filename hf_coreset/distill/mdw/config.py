@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ...config import check_choice, check_positive
+from ...config import check_choice, check_non_negative, check_positive
 from ...errors import CoresetInputError
 
 SPACES = ("features", "pixels")
@@ -104,9 +104,8 @@ class MDWConfig:
                      "expert_steps", "checkpoint_every", "expert_epochs", "rank", "cam_top_k"):
             check_positive(name, getattr(self, name))
         for name in ("proxy_rounds", "iterations", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise CoresetInputError(f"{name} must be a non-negative int, got {value!r}.")
+            check_non_negative(name, getattr(self, name))
+            setattr(self, name, int(getattr(self, name)))  # numpy integers become plain ints, as SelectionConfig's seed
         for name in ("proxy_lr", "lr_features", "lr_pixels", "lr_text", "lr_correspondence", "lr_student_lr"):
             check_positive(name, getattr(self, name), float)
         if isinstance(self.correspondence_scale, bool) or not self.correspondence_scale >= 0:
