@@ -7,6 +7,7 @@ Commands (each measurement under the team lock ``flock /tmp/hf_heavy.lock``, one
     python -m benchmarks.scale_out local --method herding --rows 100000   # the single-process path at a size
     python -m benchmarks.scale_out price --rows 100000 --methods kcenter herding facility_location
     python -m benchmarks.scale_out dq --dq-rows 10000 40000 100000   # item 5: DQ's GraphCut bins past 10k rows
+    python -m benchmarks.scale_out dq-lazy --dq-rows 2000 5000 10000  # item 5's proposal: the lazy greedy
     python -m benchmarks.scale_out table                          # the tables of every run recorded so far
 
 Data (``generate``): ``--rows`` pairs of a 512-d "image" and a 512-d "text" vector, float16, in parquet files of
@@ -267,6 +268,16 @@ def clustered_rows(n: int, dim: int = 768, clusters: int = 50, seed: int = 0) ->
     return centres[rng.integers(clusters, size=n)] + rng.normal(size=(n, dim))
 
 
+def timed(function, *args):
+    """``(function(*args), seconds)``."""
+    started = time.perf_counter()
+    return function(*args), time.perf_counter() - started
+
+
+def same_bins(bins: list[np.ndarray], other: list[np.ndarray]) -> bool:
+    return len(bins) == len(other) and all(np.array_equal(a, b) for a, b in zip(bins, other))
+
+
 def run_dq(args) -> list[dict]:
     """Item 5: DQ's GraphCut binning (K = 10) at each size; up to ``--reference-rows`` also the exact float64 greedy
     with one matrix-vector product per pick (``matvec_graphcut_bins``), and whether the bins are equal."""
@@ -275,14 +286,66 @@ def run_dq(args) -> list[dict]:
     records = []
     for n in args.dq_rows:
         x = clustered_rows(n)
-        started = time.perf_counter()
-        bins, _ = graphcut_bins(x, 10)
-        entry = {"kind": "dq", "rows": n, "dim": x.shape[1], "bins": 10, "seconds": time.perf_counter() - started}
+        (bins, _), seconds = timed(graphcut_bins, x, 10)
+        entry = {"kind": "dq", "rows": n, "dim": x.shape[1], "bins": 10, "seconds": seconds}
         if n <= args.reference_rows:
-            started = time.perf_counter()
-            reference, _ = matvec_graphcut_bins(x, 10)
-            entry["reference_seconds"] = time.perf_counter() - started
-            entry["same_bins"] = all(np.array_equal(a, b) for a, b in zip(bins, reference))
+            (reference, _), entry["reference_seconds"] = timed(matvec_graphcut_bins, x, 10)
+            entry["same_bins"] = same_bins(bins, reference)
+        records.append(entry)
+        print(json.dumps(entry), flush=True)
+    return records
+
+
+def lazy_graphcut_bins(x: np.ndarray, num_bins: int, graphcut_lambda: float = 1.0):
+    """The lazy (Minoux) greedy item 5 proposes, on the reference kernel ``0.5 + 0.5 cos``: each row keeps the gain
+    it had when last evaluated, an upper bound of its gain now (every pick lowers a gain by ``1 + cos >= 0``);
+    the row with the highest bound is re-evaluated (O(d), with the running sum of the picks) until the top of
+    the heap is fresh. Exact; returns ``(bins, re_evaluations, pool_sizes)``, the last summed over picks."""
+    import heapq
+
+    from hf_coreset.methods.dq.selector import bin_sizes
+    from hf_coreset.vectors import l2_normalize
+
+    pool = l2_normalize(np.asarray(x, dtype=np.float64))
+    remaining = np.arange(len(pool))
+    bins, re_evaluations, pool_sizes = [], 0, 0
+    for size in bin_sizes(len(pool), num_bins):
+        # gain(e) = lambda sum_pool (0.5 + 0.5 c) - 2 sum_picks (0.5 + 0.5 c) = constant - k + <x_e, target>
+        constant = 0.5 * graphcut_lambda * len(pool)
+        target = 0.5 * graphcut_lambda * pool.sum(axis=0)
+        heap = [(-(constant + g), e, 0) for e, g in enumerate(pool @ target)]
+        heapq.heapify(heap)
+        picks = []
+        for k in range(size):
+            while True:
+                _, e, evaluated_at = heapq.heappop(heap)
+                if evaluated_at == k:
+                    break
+                re_evaluations += 1
+                heapq.heappush(heap, (-(constant - k + pool[e] @ target), e, k))
+            picks.append(e)
+            target -= pool[e]
+            pool_sizes += len(pool) - k
+        bins.append(remaining[picks])
+        kept = np.ones(len(pool), dtype=bool)
+        kept[picks] = False
+        remaining, pool = remaining[kept], pool[kept]
+    return bins, re_evaluations, pool_sizes
+
+
+def run_lazy(args) -> list[dict]:
+    """Item 5's proposal measured: the lazy greedy's re-evaluations per pick, and its bins against the fast path's."""
+    from hf_coreset.methods.dq import graphcut_bins
+
+    records = []
+    for n in args.dq_rows:
+        x = clustered_rows(n)
+        (bins, re_evaluations, pool_sizes), seconds = timed(lazy_graphcut_bins, x, 10)
+        (fast, _), fast_seconds = timed(graphcut_bins, x, 10)
+        entry = {"kind": "dq-lazy", "rows": n, "dim": x.shape[1], "bins": 10, "seconds": seconds,
+                 "re_evaluations": re_evaluations, "re_evaluations_per_pick": re_evaluations / n,
+                 "share_of_pool_per_pick": re_evaluations / pool_sizes, "fast_seconds": fast_seconds,
+                 "same_bins": same_bins(bins, fast)}
         records.append(entry)
         print(json.dumps(entry), flush=True)
     return records
@@ -349,6 +412,16 @@ def tables(records: list[dict]) -> str:
             reference = (f"{r['reference_seconds']:.1f} | {r['reference_seconds'] / r['seconds']:.1f}x | "
                          f"{'yes' if r['same_bins'] else 'NO'}") if "reference_seconds" in r else "not run | | "
             lines.append(f"| {r['rows']:,} | {r['seconds']:.1f} | {reference} | `{r['command']}` |")
+    lines += ["", "The lazy (Minoux) greedy on the reference kernel 0.5 + 0.5 cos (`lazy_graphcut_bins`), same data: "
+              "re-evaluations (O(d) each) per pick, and their share of the rows left in the pool.", "",
+              "| rows | time (s) | re-evaluations per pick | share of the pool per pick | fast path (s) "
+              "| same bins as the fast path | command |",
+              "|---:|---:|---:|---:|---:|---|---|"]
+    for r in records:
+        if r["kind"] == "dq-lazy":
+            lines.append(f"| {r['rows']:,} | {r['seconds']:.1f} | {r['re_evaluations_per_pick']:,.0f} "
+                         f"| {r['share_of_pool_per_pick']:.1%} | {r['fast_seconds']:.1f} "
+                         f"| {'yes' if r['same_bins'] else 'NO'} | `{r['command']}` |")
     return "\n".join(lines)
 
 
@@ -362,7 +435,8 @@ def record(entries: list[dict], command: str) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["generate", "ray", "local", "local-child", "price", "dq", "table"])
+    parser.add_argument("command", choices=["generate", "ray", "local", "local-child", "price", "dq", "dq-lazy",
+                                                        "table"])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--method", default="herding")
@@ -392,6 +466,8 @@ def main(argv=None) -> None:
         record(run_price(args), command)
     elif args.command == "dq":
         record(run_dq(args), command)
+    elif args.command == "dq-lazy":
+        record(run_lazy(args), command)
     if args.command != "local-child":
         print(tables(json.loads(RECORDS.read_text())) if RECORDS.exists() else "no runs recorded yet")
 
