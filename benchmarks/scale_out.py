@@ -224,8 +224,9 @@ def run_price(args) -> list[dict]:
                                                  show_progress=False)
                 result, split = hf_coreset.get_selection_result(core), None
             else:
+                refine = {} if args.refine_rows is None else {"refine_rows": args.refine_rows}
                 result = select_with_ray(dataset, method, args.budget, embedding_columns=COLUMNS, num_workers=2,
-                                         num_partitions=partitions, show_progress=False)
+                                         num_partitions=partitions, show_progress=False, **refine)
                 split = split_label(result.provenance["engine"])
             seconds = time.perf_counter() - started
             records.append({"kind": "price", "method": method, "rows": args.rows, "budget": len(result.indices),
@@ -445,6 +446,8 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rows-per-partition", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--refine-rows", type=int, default=None,
+                        help="price: the Ray engine's refine_rows (default: the engine's)")
     parser.add_argument("--dq-rows", type=int, nargs="+", default=[10_000, 40_000, 100_000])
     parser.add_argument("--reference-rows", type=int, default=10_000)
     parser.add_argument("--object-store-gib", type=float, default=4.0)
