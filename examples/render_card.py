@@ -5,7 +5,7 @@ It selects 10% of the shipped Open Clip Art sample (2,000 drawings) with ``dq`` 
 the same size in a small benchmark figure, and writes exactly the card ``hf_coreset.push_to_hub`` would upload,
 without any network. It also writes the "Trained on a coreset" model-card section next to it.
 
-    python examples/render_card.py [--output examples/coreset_card]
+    python examples/render_card.py [--output examples/coreset_card] [--overwrite]
 
 The features are an example of the card, not of selection quality: use real encoders for real work.
 """
@@ -88,7 +88,7 @@ def stacked_features(dataset) -> np.ndarray:
     return np.hstack([b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12) for b in blocks])
 
 
-def main(output: Path) -> None:
+def main(output: Path, overwrite: bool = False) -> None:
     source = add_features(load_default_dataset())
     source.info.license = "cc0-1.0"  # Open Clip Art drawings are public domain (see hf_coreset/data/README.md)
     source.info.dataset_name = "openclipart_2k"  # named in the card (it is not on the Hub: no load snippet)
@@ -101,7 +101,7 @@ def main(output: Path) -> None:
     card = render_dataset_card(
         dq, REPO_ID, source=source, benchmark_figures={"Coverage: dq, k-center and random": figure},
     )
-    card.save(output)
+    card.save(output, overwrite=overwrite)
     section = render_trained_on_coreset_section(dq, dataset_id=REPO_ID)
     (output / "trained_on_coreset_section.md").write_text(section, encoding="utf-8")
     print(f"wrote {output / 'README.md'}, {len(card.images)} figure(s) and trained_on_coreset_section.md")
@@ -111,4 +111,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "coreset_card",
                         help="folder for README.md and images/ (default: examples/coreset_card)")
-    main(parser.parse_args().output)
+    parser.add_argument("--overwrite", action="store_true", help="replace a README.md already in --output")
+    arguments = parser.parse_args()
+    main(arguments.output, arguments.overwrite)

@@ -123,15 +123,18 @@ def write_atomically(subset, selection_json: str, output: str | os.PathLike, *, 
 
 
 def write_files(folder: Path, files: dict[str, bytes], overwrite: bool = True) -> None:
-    """Write ``files`` into ``folder``, each one replaced at once (written beside, then renamed into place)."""
+    """Write ``files`` (relative paths, subfolders allowed) into ``folder``, each one replaced at once (written
+    beside, then renamed into place); with ``overwrite=False`` nothing is written if any of them exists."""
     existing = [name for name in files if (folder / name).exists()]
     if existing and not overwrite:
-        raise CoresetInputError(f"{folder} already holds {existing}; pass --overwrite to replace them.")
-    folder.mkdir(parents=True, exist_ok=True)
+        raise CoresetInputError(f"{folder} already holds {existing}; pass --overwrite (overwrite=True in Python) "
+                                "to replace them, or choose another folder.")
     for name, data in files.items():
-        temporary = folder / f".{name}.tmp"
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.parent / f".{target.name}.tmp"
         temporary.write_bytes(data)
-        os.replace(temporary, folder / name)
+        os.replace(temporary, target)
 
 
 def _swap(staging: Path, path: Path) -> None:

@@ -453,6 +453,25 @@ def test_card_parses_back_with_yaml_fields_and_figures(fake_hub, coreset, image_
     assert json.loads(files["coreset_selection.json"])["provenance"]["method"] == "kcenter"
 
 
+def test_saving_a_card_never_replaces_a_readme_the_user_wrote(coreset, tmp_path):
+    from hf_coreset import CoresetInputError
+    from hf_coreset.integrations.hub import render_dataset_card
+
+    card = render_dataset_card(coreset, "me/local-card")
+    (tmp_path / "README.md").write_text("# My dataset, my notes\n")
+    with pytest.raises(CoresetInputError, match=r"already holds \['README.md'\]; pass --overwrite \(overwrite=True"):
+        card.save(tmp_path)
+    assert (tmp_path / "README.md").read_text() == "# My dataset, my notes\n"
+    assert not (tmp_path / "images").exists()  # refused before anything was written
+
+    fresh = card.save(tmp_path / "card")
+    assert (fresh / "README.md").read_text() == card.text
+    assert {str(p.relative_to(fresh)) for p in fresh.rglob("*.png")} == set(card.images)
+    assert not list(fresh.rglob(".*.tmp"))
+    card.save(tmp_path, overwrite=True)
+    assert (tmp_path / "README.md").read_text() == card.text
+
+
 def test_failed_commit_leaves_no_files_and_a_retry_works(fake_hub, coreset):
     from huggingface_hub.errors import HfHubHTTPError
 

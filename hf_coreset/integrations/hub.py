@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import datasets
 
 from ..errors import CoresetInputError, MissingColumnError
+from ..outputs import write_files
 from ..plotting import png_bytes, pyplot
 from ..result import SelectionResult, get_selection_result
 
@@ -84,15 +85,12 @@ class CoresetCard:
     text: str
     images: dict[str, bytes] = field(default_factory=dict)
 
-    def save(self, folder: str | Path) -> Path:
-        """Write README.md and the figures (at their paths in the repo) under ``folder``; return the folder."""
+    def save(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Write README.md and the figures (at their paths in the repo) under ``folder``, each file replaced at
+        once; return the folder. A README.md or figure already there (your own README, say) is refused, and
+        nothing written, unless ``overwrite=True``."""
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "README.md").write_text(self.text, encoding="utf-8")
-        for path_in_repo, png in self.images.items():
-            target = folder / path_in_repo
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(png)
+        write_files(folder, {"README.md": self.text.encode("utf-8"), **self.images}, overwrite=overwrite)
         return folder
 
 
