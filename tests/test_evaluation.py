@@ -159,6 +159,9 @@ def test_report_round_trips_through_json_and_saves_md_json_png(noisy_pool, clean
     assert CoresetReport.from_dict(saved) == report
     assert (folder / "report.png").read_bytes().startswith(b"\x89PNG")
     assert (folder / "report.md").read_text() == report.to_markdown()
+    png = report.plot(tmp_path / "figures" / "bars.png")  # a folder that does not exist yet is created
+    assert (tmp_path / "figures" / "bars.png").read_bytes() == png and png.startswith(b"\x89PNG")
+    assert [p.name for p in (tmp_path / "figures").iterdir()] == ["bars.png"]  # no temporary file left
 
 
 def test_an_interrupted_save_leaves_every_earlier_file_whole(noisy_pool, clean_test, tmp_path, monkeypatch):

@@ -216,8 +216,8 @@ class CoresetReport:
                      fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         png = png_bytes(fig)
-        if path is not None:
-            Path(path).write_bytes(png)
+        if path is not None:  # replaced at once: an interrupt leaves the old file or the new one
+            write_files(Path(path).parent, {Path(path).name: png})
         return png
 
     def files(self) -> dict[str, bytes]:
