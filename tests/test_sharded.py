@@ -304,6 +304,16 @@ def global_objective(method: str, data: datasets.Dataset, picks: np.ndarray) -> 
     return float(row_weights @ similarity[:, picks].max(axis=1).toarray().ravel())
 
 
+def test_the_second_round_runs_only_where_its_reference_resolves_the_budget():
+    """A reference sample with fewer than 10 rows per pick (REFERENCE_ROWS_PER_PICK) stands for the pool too
+    coarsely to choose the picks: the merge by gain decides then."""
+    data = continuum()  # 800 rows; the reference is the k-means sample (sample_size rows)
+    merges = {size: select_with_ray(data, "facility_location", 40, embedding_columns=COLUMNS, num_partitions=4,
+                                    sample_size=size, **SMALL).provenance["engine"]
+              for size in (399, 400)}
+    assert [(e["reference_rows"], e["merge"]) for e in merges.values()] == [(399, "gain"), (400, "refine")]
+
+
 @pytest.mark.parametrize("method", ["facility_location", "cast"])
 def test_the_second_round_picks_among_all_proposals_and_recovers_the_global_objective(method):
     """Under the gain split, a second round selects among every partition's proposals at once: rows near a

@@ -37,6 +37,11 @@ GAIN_OVERSAMPLE = 2.0
 # The second round (refine_features) runs when the reference and the proposals together are at most this many
 # rows: one task then selects among all proposals at once, e.g. CAST on 50,000 rows in about a minute.
 REFINE_ROWS = 50_000
+# ... and when the reference, which stands for the pool in that round, has this many rows per pick (or is the
+# whole pool): a sample much smaller than that cannot tell picks apart. Measured with CAST on 100,000 synthetic
+# pairs, 4 partitions, its own objective on the one-process graph: 1,000 picks (10,000 reference rows, 10 per
+# pick) second round 95.6 % of one process vs merge by gain 93.4 %; 5,000 picks (2 per pick) 96.5 % vs 98.0 %.
+REFERENCE_ROWS_PER_PICK = 10
 
 
 def sample_rows(n_rows: int, sample_size: int, seed: int) -> np.ndarray:

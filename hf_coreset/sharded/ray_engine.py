@@ -27,7 +27,8 @@ things: the shard list, a sample, the k-means centres, partition sizes and the p
    row could be represented by a row of another partition. Partitioning costs a coverage method less that
    way: a partition of spread-out rows gets more picks than one of near-duplicates of the same size.
 6. **refine** (under ``"gain"``, for methods that pick among candidates: facility location, CAST; when the
-   reference and the proposals are at most ``refine_rows`` rows): instead of the merge by gain, one task runs
+   reference and the proposals are at most ``refine_rows`` rows, and the reference has at least
+   ``REFERENCE_ROWS_PER_PICK`` rows per pick or is the whole pool): instead of the merge by gain, one task runs
    the method on the reference and all proposals together, picking the budget among the proposals
    (:func:`~hf_coreset.sharded.partition.refine_features`, GreeDi's second round): a row near a partition's
    border is then represented by a pick on either side, and the picks are chosen against each other.
@@ -61,6 +62,7 @@ from ..selector import FeatureSet
 from ..validation import resolve_budget
 from . import exact
 from .partition import (
+    REFERENCE_ROWS_PER_PICK,
     REFINE_ROWS,
     RowBlocks,
     assign_partitions,
@@ -120,8 +122,9 @@ def select_with_ray(
             ``"proportional"``.
         refine_rows: under ``"gain"``, for methods that can pick among candidates (facility location, CAST),
             a second round selects the budget among all partitions' proposals at once, representing the
-            reference sample and the proposals, when those are at most this many rows together (one task);
-            above, or with 0, the proposals with the highest gains are kept.
+            reference sample and the proposals, when those are at most this many rows together (one task)
+            and the reference sample has at least 10 rows per pick (``REFERENCE_ROWS_PER_PICK``) or is the
+            whole pool; otherwise, or with 0, the proposals with the highest gains are kept.
         sample_size: rows the k-means is fitted on (default ``max(10_000, 50 * num_partitions)``).
         shard_rows: rows per shard of a ``Dataset`` (a parquet shard is one row group).
         max_retries: how often Ray reruns a task whose worker process died.
@@ -210,9 +213,11 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
     shares = split_budget(sizes, n_budget, "proportional" if by_gain else budget_split)
     asks = proposal_counts(sizes, shares) if by_gain else shares
     chosen = [p for p in range(num_partitions) if asks[p]]
-    # The second round needs the proposals' vectors; it runs where it fits one task (refine_rows).
+    # The second round needs the proposals' vectors; it runs where it fits one task (refine_rows) and where its
+    # reference can resolve the budget (REFERENCE_ROWS_PER_PICK rows per pick, or the whole pool).
     refine = (by_gain and spec.selector_class.picks_among_candidates and len(chosen) > 1
-              and reference_rows + int(asks.sum()) <= refine_rows)
+              and reference_rows + int(asks.sum()) <= refine_rows
+              and (reference_rows >= REFERENCE_ROWS_PER_PICK * n_budget or reference_rows == n_rows))
     jobs = [(spec, dataclasses.replace(config, seed=partition_seed(config.seed, p)), int(asks[p]),
              reference_ref, n_rows, refine, *[shard_pieces[p] for shard_pieces in pieces]) for p in chosen]
     del split, pieces  # the pieces of a partition leave the object store once its task is done
