@@ -205,33 +205,40 @@ def run_price(args) -> list[dict]:
 
     import hf_coreset
     from hf_coreset.features.aggregate import aggregate_blocks
+    from hf_coreset.methods.cast import CASTConfig
+    from hf_coreset.methods.cast.selector import cast_objective
     from hf_coreset.sharded import select_with_ray
 
     datasets.disable_progress_bars()
     files = sorted(str(f) for f in Path(args.data).glob("*.parquet"))
     table = pq.read_table(files[: -(-args.rows // FILE_ROWS)]).slice(0, args.rows)
     dataset = datasets.Dataset(table)
-    x = aggregate_blocks({c: np.asarray(table.column(c).combine_chunks().flatten()).reshape(args.rows, DIM)
-                          for c in COLUMNS}, "concat")
+    blocks = {c: np.asarray(table.column(c).combine_chunks().flatten()).reshape(args.rows, DIM).astype(np.float32)
+              for c in COLUMNS}
+    x = aggregate_blocks(blocks, "concat")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
     records = []
     for method in args.methods:
-        for partitions in (1, args.partitions):
+        # CAST's own objective, on the one-process graph (built once for every selection of this method).
+        cast_value = cast_objective(blocks, CASTConfig(seed=0)) if method == "cast" else None
+        for partitions, refine_rows in [(1, None)] + [(args.partitions, r) for r in args.refine_rows or [None]]:
             started = time.perf_counter()
             if partitions == 1:
                 core = hf_coreset.select_coreset(dataset, method, args.budget, embedding_columns=COLUMNS,
                                                  show_progress=False)
                 result, split = hf_coreset.get_selection_result(core), None
             else:
-                refine = {} if args.refine_rows is None else {"refine_rows": args.refine_rows}
+                refine = {} if refine_rows is None else {"refine_rows": refine_rows}
                 result = select_with_ray(dataset, method, args.budget, embedding_columns=COLUMNS, num_workers=2,
                                          num_partitions=partitions, show_progress=False, **refine)
                 split = split_label(result.provenance["engine"])
             seconds = time.perf_counter() - started
             records.append({"kind": "price", "method": method, "rows": args.rows, "budget": len(result.indices),
                             "partitions": partitions, "budget_split": split, "seconds": seconds,
-                            **objectives(method, x, result.indices)})
+                            "round_reference_rows": result.provenance.get("engine", {}).get("round_reference_rows"),
+                            **objectives(method, x, result.indices),
+                            **({"cast_objective": cast_value(result.indices)} if cast_value else {})})
             print(json.dumps(records[-1]), flush=True)
     ray.shutdown()
     return records
@@ -240,7 +247,10 @@ def run_price(args) -> list[dict]:
 def split_label(engine: dict) -> str | None:
     """The budget split of a Ray run, and ", refine" when the second round chose among all proposals."""
     split = engine.get("budget_split")
-    return None if split is None else split + (", refine" if engine.get("merge") == "refine" else "")
+    if split is None or engine.get("merge") != "refine":
+        return split
+    rows = engine.get("round_reference_rows")  # absent before the round had its own reference
+    return split + ", refine" + (f" ({rows:,} reference rows)" if rows else "")
 
 
 def objectives(method: str, x: np.ndarray, indices: np.ndarray, block: int = 8192) -> dict:
@@ -354,7 +364,8 @@ def run_lazy(args) -> list[dict]:
 
 # What each method optimises, as measured by ``objectives`` (None: no single objective).
 OBJECTIVE = {"kcenter": ("covering_radius", "lower"), "herding": ("mean_gap", "lower"),
-             "facility_location": ("facility_location", "higher"), "dq": None, "cast": None}
+             "facility_location": ("facility_location", "higher"), "dq": None,
+             "cast": ("cast_objective", "higher")}
 
 
 def _digest(indices: np.ndarray) -> str:
@@ -396,8 +407,10 @@ def tables(records: list[dict]) -> str:
         glob = next((g for g in prices if g["method"] == r["method"] and g["rows"] == r["rows"]
                      and g["partitions"] == 1 and g["command"] == r["command"]), r)
         target = OBJECTIVE.get(r["method"])
-        objective = ("n/a (no single objective)", "") if not target else (
-            f"{target[0]} {r[target[0]]:.4f} ({target[1]} is better)", f"{r[target[0]] / glob[target[0]]:.3f}")
+        objective = (("n/a (no single objective)", "") if not target else
+                     ("n/a (not measured in that run)", "") if target[0] not in r or target[0] not in glob else
+                     (f"{target[0]} {r[target[0]]:.4f} ({target[1]} is better)",
+                      f"{r[target[0]] / glob[target[0]]:.3f}"))
         split = r.get("budget_split") or ("" if r["partitions"] == 1 else "proportional")
         lines.append(f"| {r['method']} | {r['rows']:,} | {r['budget']:,} | {r['partitions']} | {split} "
                      f"| {r['seconds']:.0f} "
@@ -446,8 +459,8 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rows-per-partition", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--refine-rows", type=int, default=None,
-                        help="price: the Ray engine's refine_rows (default: the engine's)")
+    parser.add_argument("--refine-rows", type=int, nargs="+", default=None,
+                        help="price: the Ray engine's refine_rows, one partitioned run each (default: the engine's)")
     parser.add_argument("--dq-rows", type=int, nargs="+", default=[10_000, 40_000, 100_000])
     parser.add_argument("--reference-rows", type=int, default=10_000)
     parser.add_argument("--object-store-gib", type=float, default=4.0)

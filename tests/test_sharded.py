@@ -284,34 +284,33 @@ def continuum(n_rows: int = 800, seed: int = 0) -> datasets.Dataset:
 
 def global_objective(method: str, data: datasets.Dataset, picks: np.ndarray) -> float:
     """The objective the one-process method maximises, on the whole pool, at the picks: facility location's
-    sum over rows of the best cos^2 to a pick; CAST's reliability-weighted multi-scale version of it (scale
-    weights of the first pick)."""
+    sum over rows of the best cos^2 to a pick; CAST's reliability-weighted multi-scale version of it
+    (:func:`cast_objective`)."""
     from hf_coreset.graph.facility_location import knn_similarity
     from hf_coreset.methods.cast import CASTConfig
-    from hf_coreset.methods.cast.selector import build_cast_graph, multiscale_similarity, scale_weights_at
+    from hf_coreset.methods.cast.selector import cast_objective
     from hf_coreset.vectors import l2_normalize
 
     blocks = {c: np.asarray(data[c], dtype=np.float32) for c in COLUMNS}
-    if method == "facility_location":
-        similarity = knn_similarity(np.hstack([l2_normalize(b) for b in blocks.values()]), 100)
-        row_weights = np.ones(similarity.shape[0])
-    else:
-        config = CASTConfig(seed=0)
-        graph = build_cast_graph(blocks, config)
-        similarity, scales = multiscale_similarity(graph, blocks, config)
-        reliability = np.tile(np.maximum(graph.reliability.reliability, 0.01), config.levels + 1)
-        row_weights = reliability * scale_weights_at(data.num_rows, config)(0)[scales]
-    return float(row_weights @ similarity[:, picks].max(axis=1).toarray().ravel())
+    if method == "cast":
+        return cast_objective(blocks, CASTConfig(seed=0))(picks)
+    similarity = knn_similarity(np.hstack([l2_normalize(b) for b in blocks.values()]), 100)
+    return float(similarity[:, picks].max(axis=1).toarray().sum())
 
 
-def test_the_second_round_runs_only_where_its_reference_resolves_the_budget():
-    """A reference sample with fewer than 10 rows per pick (REFERENCE_ROWS_PER_PICK) stands for the pool too
-    coarsely to choose the picks: the merge by gain decides then."""
-    data = continuum()  # 800 rows; the reference is the k-means sample (sample_size rows)
-    merges = {size: select_with_ray(data, "facility_location", 40, embedding_columns=COLUMNS, num_partitions=4,
-                                    sample_size=size, **SMALL).provenance["engine"]
-              for size in (399, 400)}
-    assert [(e["reference_rows"], e["merge"]) for e in merges.values()] == [(399, "gain"), (400, "refine")]
+def test_the_second_round_reads_the_largest_reference_refine_rows_leaves_room_for():
+    """The second round's reference is its own uniform sample, as large as ``refine_rows`` leaves beside the
+    most proposals (40 picks, 4 partitions: 2 x 40 + 4 = 84); with fewer than 10 rows per pick
+    (REFERENCE_ROWS_PER_PICK) it would stand for the pool too coarsely, and the merge by gain decides."""
+    data = continuum()  # 800 rows
+    runs = {refine_rows: select_with_ray(data, "facility_location", 40, embedding_columns=COLUMNS, num_partitions=4,
+                                         refine_rows=refine_rows, **SMALL) for refine_rows in (483, 484, 50_000)}
+    engines = [run.provenance["engine"] for run in runs.values()]
+    assert [(e["round_reference_rows"], e["merge"]) for e in engines] == [(0, "gain"), (400, "refine"), (800, "refine")]
+    assert all(e["reference_rows"] == 800 for e in engines)  # the partitions' reference is the k-means sample's
+    proposed = sum(p["proposed"] for p in runs[484].diagnostics["partitions"])
+    assert 400 < runs[484].diagnostics["refine"]["rows"] <= 400 + proposed <= 484
+    assert runs[50_000].diagnostics["refine"]["rows"] == 800
 
 
 @pytest.mark.parametrize("method", ["facility_location", "cast"])

@@ -34,13 +34,13 @@ REFERENCE_ROWS = 10_000
 # Under budget_split="gain" a partition proposes this many times its proportional share (at least one row):
 # room for the partitions whose picks gain more to take more than their size alone would give them.
 GAIN_OVERSAMPLE = 2.0
-# The second round (refine_features) runs when the reference and the proposals together are at most this many
-# rows: one task then selects among all proposals at once, e.g. CAST on 50,000 rows in about a minute.
+# The second round (refine_features) is one task over at most this many rows: its own uniform sample of the pool
+# (the round's reference, which stands for the pool there) and every partition's proposals.
 REFINE_ROWS = 50_000
-# ... and when the reference, which stands for the pool in that round, has this many rows per pick (or is the
-# whole pool): a sample much smaller than that cannot tell picks apart. Measured with CAST on 100,000 synthetic
-# pairs, 4 partitions, its own objective on the one-process graph: 1,000 picks (10,000 reference rows, 10 per
-# pick) second round 95.6 % of one process vs merge by gain 93.4 %; 5,000 picks (2 per pick) 96.5 % vs 98.0 %.
+# It runs when that reference has at least this many rows per pick (or is the whole pool): a sample much smaller
+# than that cannot tell picks apart. Measured with CAST on 100,000 synthetic pairs, 4 partitions, its own
+# objective on the one-process graph: 1,000 picks (10,000 reference rows, 10 per pick) second round 95.6 % of one
+# process vs merge by gain 93.4 %; 5,000 picks (2 per pick) 96.5 % vs 98.0 %.
 REFERENCE_ROWS_PER_PICK = 10
 
 
@@ -71,6 +71,27 @@ def reference_sample(rows: np.ndarray, blocks: dict[str, np.ndarray], seed: int,
     """
     keep = sample_rows(len(rows), size, seed + 1)
     return RowBlocks(rows[keep], {name: block[keep] for name, block in blocks.items()})
+
+
+def round_reference_size(n_rows: int, budget: int, num_partitions: int, refine_rows: int) -> int:
+    """Rows of the second round's reference: as many as ``refine_rows`` leaves beside the most proposals the
+    partitions can make (``ceil(GAIN_OVERSAMPLE * budget) + num_partitions``, see :func:`proposal_counts`), at
+    most the pool; 0 (no second round) when that is fewer than ``REFERENCE_ROWS_PER_PICK`` rows per pick and
+    not the whole pool.
+
+    The larger the reference, the closer the round's objective is to the pool's: CAST on 100,000 synthetic
+    pairs, 4 partitions, 1,000 picks, its objective on the one-process graph: 93.3 % of one process with the
+    merge by gain, 95.7 % with a 10,000-row reference, 97.7 % with 50,000 rows.
+
+    Example:
+        >>> round_reference_size(100_000, 1_000, 4, 50_000), round_reference_size(100_000, 5_000, 4, 50_000)
+        (47996, 0)
+        >>> round_reference_size(2_000, 200, 4, 50_000)   # the whole pool
+        2000
+    """
+    room = refine_rows - (math.ceil(GAIN_OVERSAMPLE * budget) + num_partitions)
+    size = max(0, min(n_rows, room))
+    return size if size == n_rows or size >= REFERENCE_ROWS_PER_PICK * budget else 0
 
 
 def pool_reference(reference: RowBlocks, part_rows: np.ndarray, pool_rows: int) -> PoolReference | None:

@@ -4,7 +4,8 @@ Stages (each a set of Ray tasks, at most ``num_workers`` running at a time; the 
 things: the shard list, a sample, the k-means centres, partition sizes and the picks):
 
 1. **sample**: each shard task reads its shard and returns the embedding columns of the sampled rows
-   (``sample_size`` rows drawn uniformly from the seed).
+   (``sample_size`` rows drawn uniformly from the seed; for a second round, stage 6, also its reference: up
+   to ``refine_rows`` rows drawn the same way).
 2. **partition**: k-means on the sample's partition vectors in the driver (``num_partitions`` centres,
    scikit-learn); then each shard task reads its shard again, assigns every row to its nearest centre and
    returns one piece per partition (the rows' embedding columns as stored, e.g. float16, and their row
@@ -26,12 +27,13 @@ things: the shard list, a sample, the k-means centres, partition sizes and the p
    (:func:`~hf_coreset.sharded.partition.merge_by_gain`): the greedy over all partitions at once, as if no
    row could be represented by a row of another partition. Partitioning costs a coverage method less that
    way: a partition of spread-out rows gets more picks than one of near-duplicates of the same size.
-6. **refine** (under ``"gain"``, for methods that pick among candidates: facility location, CAST; when the
-   reference and the proposals are at most ``refine_rows`` rows, and the reference has at least
-   ``REFERENCE_ROWS_PER_PICK`` rows per pick or is the whole pool): instead of the merge by gain, one task runs
-   the method on the reference and all proposals together, picking the budget among the proposals
-   (:func:`~hf_coreset.sharded.partition.refine_features`, GreeDi's second round): a row near a partition's
-   border is then represented by a pick on either side, and the picks are chosen against each other.
+6. **refine** (under ``"gain"``, for methods that pick among candidates: facility location, CAST): instead of
+   the merge by gain, one task runs the method on a reference sample of the pool and all proposals together,
+   picking the budget among the proposals (:func:`~hf_coreset.sharded.partition.refine_features`, GreeDi's
+   second round): a row near a partition's border is then represented by a pick on either side, and the picks
+   are chosen against each other. The reference is as large as ``refine_rows`` leaves beside the proposals
+   (:func:`~hf_coreset.sharded.partition.round_reference_size`); the round runs when that is at least
+   ``REFERENCE_ROWS_PER_PICK`` rows per pick or the whole pool.
 
 Where a method has an exact sharded form it is used instead (ScalSelect: :mod:`.exact`), and methods that
 need no features (``random``) select in the driver from the row count alone; both give the single-process
@@ -62,7 +64,6 @@ from ..selector import FeatureSet
 from ..validation import resolve_budget
 from . import exact
 from .partition import (
-    REFERENCE_ROWS_PER_PICK,
     REFINE_ROWS,
     RowBlocks,
     assign_partitions,
@@ -75,6 +76,7 @@ from .partition import (
     proposal_counts,
     reference_sample,
     refine_features,
+    round_reference_size,
     sample_rows,
 )
 from .sources import check_embedding_columns, open_source
@@ -121,10 +123,11 @@ def select_with_ray(
             whose scores are greedy gains) or ``"auto"``: ``"gain"`` where the method allows it, else
             ``"proportional"``.
         refine_rows: under ``"gain"``, for methods that can pick among candidates (facility location, CAST),
-            a second round selects the budget among all partitions' proposals at once, representing the
-            reference sample and the proposals, when those are at most this many rows together (one task)
-            and the reference sample has at least 10 rows per pick (``REFERENCE_ROWS_PER_PICK``) or is the
-            whole pool; otherwise, or with 0, the proposals with the highest gains are kept.
+            the rows of the second round (one task): it selects the budget among all partitions' proposals at
+            once, representing them and a uniform sample of the pool that fills the rest of these rows. It
+            runs when that sample has at least 10 rows per pick (``REFERENCE_ROWS_PER_PICK``) or is the whole
+            pool; otherwise, or with 0, the proposals with the highest gains are kept. More rows: a round
+            closer to one process's objective, at the method's cost on that many rows.
         sample_size: rows the k-means is fitted on (default ``max(10_000, 50 * num_partitions)``).
         shard_rows: rows per shard of a ``Dataset`` (a parquet shard is one row group).
         max_retries: how often Ray reruns a task whose worker process died.
@@ -196,11 +199,20 @@ def select_with_ray(
 def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num_partitions, budget_split,
                  sample_size, refine_rows):
     n_rows = sum(shard.num_rows for shard in shards)
-    sample = sample_rows(n_rows, sample_size, config.seed)
+    by_gain = budget_split == "gain"
+    # The second round's reference: its own uniform sample, read in the same pass as the k-means sample.
+    round_size = (round_reference_size(n_rows, n_budget, num_partitions, refine_rows)
+                  if by_gain and spec.selector_class.picks_among_candidates and num_partitions > 1 else 0)
+    sample, round_rows = sample_rows(n_rows, sample_size, config.seed), sample_rows(n_rows, round_size, config.seed + 2)
+    read = np.union1d(sample, round_rows)
     shard_names = _shard_names(shards)
-    sampled = tasks.map(_sample_shard, [(source_ref, shard, columns, _rows_in(sample, shard)) for shard in shards],
+    sampled = tasks.map(_sample_shard, [(source_ref, shard, columns, _rows_in(read, shard)) for shard in shards],
                         stage="sample", names=shard_names)
-    sample_blocks = {column: np.concatenate([blocks[column] for blocks in sampled]) for column in columns}
+    read_blocks = {column: np.concatenate([blocks[column] for blocks in sampled]) for column in columns}
+    sample_blocks = {c: block[np.searchsorted(read, sample)] for c, block in read_blocks.items()}
+    round_reference = RowBlocks(round_rows, {c: block[np.searchsorted(read, round_rows)]
+                                             for c, block in read_blocks.items()})
+    del sampled, read_blocks
     centres = fit_partitions(partition_vectors(sample_blocks), num_partitions, config.seed)
     num_partitions = len(centres)
     reference = reference_sample(sample, sample_blocks, config.seed)
@@ -209,15 +221,11 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
                       names=shard_names, num_returns=num_partitions + 1)
     pieces = [refs[:-1] for refs in split]  # pieces[shard][partition], left in the object store
     sizes = np.sum([tasks.ray.get(refs[-1]) for refs in split], axis=0)
-    by_gain = budget_split == "gain"
     shares = split_budget(sizes, n_budget, "proportional" if by_gain else budget_split)
     asks = proposal_counts(sizes, shares) if by_gain else shares
     chosen = [p for p in range(num_partitions) if asks[p]]
-    # The second round needs the proposals' vectors; it runs where it fits one task (refine_rows) and where its
-    # reference can resolve the budget (REFERENCE_ROWS_PER_PICK rows per pick, or the whole pool).
-    refine = (by_gain and spec.selector_class.picks_among_candidates and len(chosen) > 1
-              and reference_rows + int(asks.sum()) <= refine_rows
-              and (reference_rows >= REFERENCE_ROWS_PER_PICK * n_budget or reference_rows == n_rows))
+    # The second round needs the proposals' vectors; round_reference_size left room for them in refine_rows.
+    refine = round_size > 0 and len(chosen) > 1
     jobs = [(spec, dataclasses.replace(config, seed=partition_seed(config.seed, p)), int(asks[p]),
              reference_ref, n_rows, refine, *[shard_pieces[p] for shard_pieces in pieces]) for p in chosen]
     del split, pieces  # the pieces of a partition leave the object store once its task is done
@@ -227,7 +235,7 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
     if refine:
         merge = "refine"
         (indices, scores, refined), = tasks.map(
-            _refine_selection, [(spec, config, n_budget, reference_ref, *[by_partition[p][3] for p in chosen])],
+            _refine_selection, [(spec, config, n_budget, round_reference, *[by_partition[p][3] for p in chosen])],
             stage="refine", names=["the second round over all proposals"])
         partition_of = {int(row): p for p in chosen for row in by_partition[p][0]}
         kept = np.bincount([partition_of[int(row)] for row in indices], minlength=num_partitions)
@@ -240,7 +248,8 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
                    **({"refine": refined} if refined else {})}
     partitioning = {"num_partitions": num_partitions, "partition_rows": sizes.tolist(),
                     "partition_budgets": kept.tolist(), "budget_split": budget_split, "merge": merge,
-                    "sample_rows": int(len(sample)), "reference_rows": reference_rows}
+                    "sample_rows": int(len(sample)), "reference_rows": reference_rows,
+                    "round_reference_rows": int(round_size) if refine else 0}
     return indices, scores, diagnostics, partitioning
 
 

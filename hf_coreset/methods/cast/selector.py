@@ -173,6 +173,34 @@ def scale_weights_at(n: int, config: CASTConfig) -> Callable[[int], np.ndarray]:
     return weights
 
 
+def cast_objective(blocks: dict[str, np.ndarray], config: CASTConfig) -> Callable[[np.ndarray], float]:
+    """CAST's objective on ``blocks`` as a function of the picks (row indices), the graph built once: the sum
+    over scales and rows of reliability x scale weight x best similarity to a pick, with the scale weights of
+    the first pick. (The greedy also fades the coarse scales as picks accumulate and weighs each gain by the
+    pick's reliability; this is the value it starts raising.) For comparing picks made elsewhere, e.g. by
+    partitions (:mod:`hf_coreset.sharded`), on the one-process graph.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> blocks = {"img": rng.normal(size=(60, 8)), "txt": rng.normal(size=(60, 4))}
+        >>> value = cast_objective(blocks, CASTConfig(seed=0))
+        >>> picks = CASTSelector(CASTConfig(seed=0)).fit(FeatureSet(60, blocks), 6).indices_
+        >>> bool(value(picks) > value(np.arange(6)))
+        True
+    """
+    graph = build_cast_graph(blocks, config)
+    similarity, row_scales = multiscale_similarity(graph, blocks, config)
+    n = graph.t.shape[0]
+    reliability = np.ones(n) if graph.reliability is None else np.maximum(graph.reliability.reliability,
+                                                                          RELIABILITY_FLOOR)
+    row_weights = np.tile(reliability, config.levels + 1) * scale_weights_at(n, config)(0)[row_scales]
+
+    def value(picks: np.ndarray) -> float:
+        return float(row_weights @ similarity[:, np.asarray(picks)].max(axis=1).toarray().ravel())
+
+    return value
+
+
 class CASTSelector(Selector):
     """CAST: facility location on a reliable, collapse-aware multimodal similarity at several diffusion scales.
 
