@@ -203,22 +203,15 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
     # The second round's reference: its own uniform sample, read in the same pass as the k-means sample.
     round_size = (round_reference_size(n_rows, n_budget, num_partitions, refine_rows)
                   if by_gain and spec.selector_class.picks_among_candidates and num_partitions > 1 else 0)
-    sample, round_rows = sample_rows(n_rows, sample_size, config.seed), sample_rows(n_rows, round_size, config.seed + 2)
-    read = np.union1d(sample, round_rows)
-    shard_names = _shard_names(shards)
-    sampled = tasks.map(_sample_shard, [(source_ref, shard, columns, _rows_in(read, shard)) for shard in shards],
-                        stage="sample", names=shard_names)
-    read_blocks = {column: np.concatenate([blocks[column] for blocks in sampled]) for column in columns}
-    sample_blocks = {c: block[np.searchsorted(read, sample)] for c, block in read_blocks.items()}
-    round_reference = RowBlocks(round_rows, {c: block[np.searchsorted(read, round_rows)]
-                                             for c, block in read_blocks.items()})
-    del sampled, read_blocks
-    centres = fit_partitions(partition_vectors(sample_blocks), num_partitions, config.seed)
+    sample, round_reference = _read_samples(
+        tasks, source_ref, shards, columns,
+        [sample_rows(n_rows, sample_size, config.seed), sample_rows(n_rows, round_size, config.seed + 2)])
+    centres = fit_partitions(partition_vectors(sample.blocks), num_partitions, config.seed)
     num_partitions = len(centres)
-    reference = reference_sample(sample, sample_blocks, config.seed)
+    reference = reference_sample(sample.rows, sample.blocks, config.seed)
     reference_rows, reference_ref = len(reference.rows), tasks.ray.put(reference)
     split = tasks.map(_split_shard, [(source_ref, shard, columns, centres) for shard in shards], stage="partition",
-                      names=shard_names, num_returns=num_partitions + 1)
+                      names=_shard_names(shards), num_returns=num_partitions + 1)
     pieces = [refs[:-1] for refs in split]  # pieces[shard][partition], left in the object store
     sizes = np.sum([tasks.ray.get(refs[-1]) for refs in split], axis=0)
     shares = split_budget(sizes, n_budget, "proportional" if by_gain else budget_split)
@@ -248,9 +241,19 @@ def _partitioned(tasks, source_ref, shards, columns, spec, config, n_budget, num
                    **({"refine": refined} if refined else {})}
     partitioning = {"num_partitions": num_partitions, "partition_rows": sizes.tolist(),
                     "partition_budgets": kept.tolist(), "budget_split": budget_split, "merge": merge,
-                    "sample_rows": int(len(sample)), "reference_rows": reference_rows,
+                    "sample_rows": int(len(sample.rows)), "reference_rows": reference_rows,
                     "round_reference_rows": int(round_size) if refine else 0}
     return indices, scores, diagnostics, partitioning
+
+
+def _read_samples(tasks, source_ref, shards, columns, samples: list[np.ndarray]) -> list[RowBlocks]:
+    """Stage 1: the embedding columns of every sample's rows (sorted row numbers), each shard read once."""
+    read = np.unique(np.concatenate(samples))
+    sampled = tasks.map(_sample_shard, [(source_ref, shard, columns, _rows_in(read, shard)) for shard in shards],
+                        stage="sample", names=_shard_names(shards))
+    blocks = {column: np.concatenate([shard_blocks[column] for shard_blocks in sampled]) for column in columns}
+    return [RowBlocks(rows, {c: block[np.searchsorted(read, rows)] for c, block in blocks.items()})
+            for rows in samples]
 
 
 def _merge_picks(by_partition, chosen, asks, n_budget, by_gain, num_partitions):
