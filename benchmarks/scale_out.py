@@ -145,9 +145,10 @@ def run_ray(args) -> dict:
         ray.init(address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
                  object_store_memory=int(args.object_store_gib * GIB),
                  runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
+        refine = {} if args.refine_rows is None else {"refine_rows": args.refine_rows[0]}
         result = select_with_ray(args.data, args.method, args.budget, embedding_columns=COLUMNS, seed=0,
                                  num_workers=args.workers, rows_per_partition=args.rows_per_partition,
-                                 show_progress=False)
+                                 show_progress=False, **refine)
         seconds = time.perf_counter() - started
         memory.sample()
         ray.shutdown()
@@ -460,7 +461,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rows-per-partition", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--refine-rows", type=int, nargs="+", default=None,
-                        help="price: the Ray engine's refine_rows, one partitioned run each (default: the engine's)")
+                        help="the Ray engine's refine_rows (default: the engine's); price: one partitioned run each")
     parser.add_argument("--dq-rows", type=int, nargs="+", default=[10_000, 40_000, 100_000])
     parser.add_argument("--reference-rows", type=int, default=10_000)
     parser.add_argument("--object-store-gib", type=float, default=4.0)
