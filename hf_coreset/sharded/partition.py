@@ -82,8 +82,8 @@ def round_reference_size(n_rows: int, budget: int, num_partitions: int, refine_r
     not the whole pool.
 
     The larger the reference, the closer the round's objective is to the pool's: CAST on 100,000 synthetic
-    pairs, 4 partitions, 1,000 picks, its objective on the one-process graph: 93.3 % of one process with the
-    merge by gain, 95.7 % with a 10,000-row reference, 97.7 % with 50,000 rows.
+    pairs, 4 partitions, 1,000 picks, its objective on the one-process graph: 93.4 % of one process with the
+    merge by gain, 95.6 % with a 10,000-row reference, 97.3 % with 47,996 rows.
 
     Example:
         >>> round_reference_size(100_000, 1_000, 4, 50_000), round_reference_size(100_000, 5_000, 4, 50_000)
