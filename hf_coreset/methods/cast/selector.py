@@ -173,6 +173,14 @@ def scale_weights_at(n: int, config: CASTConfig) -> Callable[[int], np.ndarray]:
     return weights
 
 
+def node_weights(graph: CASTGraph) -> np.ndarray:
+    """Each node's weight in the objective: its pair reliability, at least ``RELIABILITY_FLOOR`` (1 where the
+    graph has no reliability)."""
+    if graph.reliability is None:
+        return np.ones(graph.t.shape[0])
+    return np.maximum(graph.reliability.reliability, RELIABILITY_FLOOR)
+
+
 def cast_objective(blocks: dict[str, np.ndarray], config: CASTConfig) -> Callable[[np.ndarray], float]:
     """CAST's objective on ``blocks`` as a function of the picks (row indices), the graph built once: the sum
     over scales and rows of reliability x scale weight x best similarity to a pick, with the scale weights of
@@ -191,9 +199,7 @@ def cast_objective(blocks: dict[str, np.ndarray], config: CASTConfig) -> Callabl
     graph = build_cast_graph(blocks, config)
     similarity, row_scales = multiscale_similarity(graph, blocks, config)
     n = graph.t.shape[0]
-    reliability = np.ones(n) if graph.reliability is None else np.maximum(graph.reliability.reliability,
-                                                                          RELIABILITY_FLOOR)
-    row_weights = np.tile(reliability, config.levels + 1) * scale_weights_at(n, config)(0)[row_scales]
+    row_weights = np.tile(node_weights(graph), config.levels + 1) * scale_weights_at(n, config)(0)[row_scales]
 
     def value(picks: np.ndarray) -> float:
         return float(row_weights @ similarity[:, np.asarray(picks)].max(axis=1).toarray().ravel())
@@ -242,8 +248,7 @@ class CASTSelector(Selector):
         started = time.perf_counter()
         similarity, row_scales = multiscale_similarity(graph, blocks, config)
         similarity_done = time.perf_counter()
-        reliability = (np.ones(n) if graph.reliability is None
-                       else np.maximum(graph.reliability.reliability, RELIABILITY_FLOOR))
+        reliability = node_weights(graph)
         # Every node counts as a row to represent; only the candidates (all nodes by default) may be picked.
         indices, gains = facility_location_greedy(
             similarity, budget, row_weights=np.tile(reliability, config.levels + 1), candidate_weights=reliability,
