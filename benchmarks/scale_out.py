@@ -419,14 +419,17 @@ def tables(records: list[dict]) -> str:
                      f"| {r['mean_nearest'] / glob['mean_nearest']:.3f} | `{r['command']}` |")
     lines += ["", "## DQ GraphCut bins on one machine (item 5)", "",
               "50-cluster data, d = 768, K = 10 bins, float64. Reference: the exact greedy with one matrix-vector "
-              "product per pick.", "",
-              "| rows | time (s) | reference time (s) | ratio | same bins as the reference | command |",
-              "|---:|---:|---:|---:|---|---|"]
+              "product per pick. Rows without a date predate the windows of tracked rows (2026-12-03: every pick's "
+              "similarity row against the whole pool); this machine's speed varies about 2x from night to night, "
+              "so compare rows of the same date.", "",
+              "| rows | time (s) | reference time (s) | ratio | same bins as the reference | date | command |",
+              "|---:|---:|---:|---:|---|---|---|"]
     for r in records:
         if r["kind"] == "dq":
             reference = (f"{r['reference_seconds']:.1f} | {r['reference_seconds'] / r['seconds']:.1f}x | "
                          f"{'yes' if r['same_bins'] else 'NO'}") if "reference_seconds" in r else "not run | | "
-            lines.append(f"| {r['rows']:,} | {r['seconds']:.1f} | {reference} | `{r['command']}` |")
+            lines.append(f"| {r['rows']:,} | {r['seconds']:.1f} | {reference} | {r.get('date', '')} "
+                         f"| `{r['command']}` |")
     lines += ["", "The lazy (Minoux) greedy on the reference kernel 0.5 + 0.5 cos (`lazy_graphcut_bins`), same data: "
               "re-evaluations (O(d) each) per pick, and their share of the rows left in the pool.", "",
               "| rows | time (s) | re-evaluations per pick | share of the pool per pick | fast path (s) "
@@ -443,7 +446,8 @@ def tables(records: list[dict]) -> str:
 def record(entries: list[dict], command: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     saved = json.loads(RECORDS.read_text()) if RECORDS.exists() else []
-    saved += [{**entry, "command": command} for entry in entries]
+    today = time.strftime("%Y-%m-%d")
+    saved += [{**entry, "command": command, "date": today} for entry in entries]
     RECORDS.write_text(json.dumps(saved, indent=1))
     (RESULTS / "scale_out.md").write_text(tables(saved) + "\n")
 

@@ -88,6 +88,41 @@ def test_dq_bins_equal_the_exact_greedy_on_clustered_rows_with_a_tiny_cache(max_
             np.testing.assert_allclose(fg, rg, rtol=1e-9, atol=1e-9)
 
 
+# The windowed path (rows near the top tracked, the others bounded) on small inputs: every pool is windowed,
+# windows are short, the first margin is tiny and the bound's subspace narrow, so windows get cut short and
+# untracked rows come back all the time. The bins must still be the exact greedy's.
+WINDOWED = {"windowed_min_rows": 0, "window_picks": 8, "margin": 0.05, "bound_rank": 2}
+
+
+@pytest.mark.parametrize("data", ["tight_clusters", "gaussian", "near_duplicates"])
+def test_dq_windowed_bins_equal_the_exact_greedy_when_untracked_rows_beat_the_window(data):
+    rng = np.random.default_rng(7)
+    x = {"tight_clusters": _tight_clusters, "gaussian": lambda: rng.normal(size=(300, 24)),
+         "near_duplicates": lambda: np.vstack([_tight_clusters()[:380], _tight_clusters()[:20] + 1e-7])}[data]()
+    fast_bins, fast_gains = graphcut_bins(x, 6, max_cached_floats=4_000, **WINDOWED)
+    for reference_bins, reference_gains in (matvec_graphcut_bins(x, 6), naive_graphcut_bins(x, 6)):
+        for fast, reference, fg, rg in zip(fast_bins, reference_bins, fast_gains, reference_gains):
+            np.testing.assert_array_equal(fast, reference)
+            np.testing.assert_allclose(fg, rg, rtol=1e-9, atol=1e-9)
+
+
+def test_dq_windows_are_cut_short_where_an_untracked_row_wins(monkeypatch):
+    # The case above must really exercise the check: count the windows it cut short.
+    from hf_coreset.methods.dq import selector
+
+    cut = []
+    check = selector.UntrackedGainBound.first_step_beaten
+
+    def counting(self, *args):
+        step = check(self, *args)
+        cut.append(step is not None)
+        return step
+
+    monkeypatch.setattr(selector.UntrackedGainBound, "first_step_beaten", counting)
+    graphcut_bins(_tight_clusters(), 6, **WINDOWED)
+    assert sum(cut) >= 10 and len(cut) - sum(cut) >= 10
+
+
 def test_dq_duplicate_rows_tie_and_the_bins_hold_the_same_rows():
     # Exact duplicates have equal gains up to rounding, so which copy goes first may differ from the naive
     # greedy; the bins must still hold the same rows (each index mapped to its first identical copy).

@@ -20,7 +20,20 @@ def bin_sizes(n_rows: int, num_bins: int) -> np.ndarray:
 # 2 (d + 2) u, with u = 2^-24 the unit roundoff (the classical bound for a dot product of length d, plus the
 # rounding of the inputs); graphcut_bins keeps the greedy exact with such rows.
 FLOAT32_UNIT_ROUNDOFF = 2.0**-24
-# Every this many picks the gains are recomputed exactly (one float64 matrix-vector product).
+# graphcut_bins' speed settings (none of them changes the bins): picks per window, width of the subspace the
+# bounds of untracked rows are computed in, and the first margin below the best gain that a row must reach
+# to be tracked (it adapts: wider after a window had to be cut short, slowly narrower otherwise).
+WINDOW_PICKS = 256
+BOUND_RANK = 64
+FIRST_MARGIN = 10.0
+MIN_MARGIN = 1.0
+# Every row is tracked (no bound needed) in pools under WINDOWED_MIN_ROWS rows, where bounds saved less than
+# they cost (measured on benchmarks/scale_out.py's dq data: even at 40,000 rows), and in windows where more
+# than ALL_TRACKED_SHARE of the rows is near the top.
+WINDOWED_MIN_ROWS = 50_000
+ALL_TRACKED_SHARE = 0.25
+# The float32 updates' error grows with the picks since the gains were exact: every this many picks they are
+# recomputed exactly (one float64 matrix-vector product).
 EXACT_REFRESH_PICKS = 1024
 
 
@@ -47,7 +60,7 @@ class SimilarityRows:
 
     @property
     def max_rows(self) -> int:
-        """How many rows of the current pool's length fit the cache (it grows as the pool shrinks)."""
+        """How many rows of the pool's length fit the cache."""
         return max(4, self.max_cached_floats // max(1, len(self.pool_rows)))
 
     def pop(self, index: int, gain: np.ndarray, taken: np.ndarray) -> np.ndarray:
@@ -66,7 +79,6 @@ class SimilarityRows:
         free = np.flatnonzero(~taken)
         by_gain = free[np.argsort(-gain[free], kind="stable")]
         uncached = by_gain[~np.isin(by_gain, [index, *self.rows])]
-        # A full block each time: small blocks would re-read the whole matrix for a few rows.
         batch = [index, *uncached[: self.block - 1].tolist()]
         overflow = len(self.rows) + len(batch) - self.max_rows
         if overflow > 0:  # over the memory budget: the lowest-gain speculative rows make room
@@ -77,55 +89,172 @@ class SimilarityRows:
         self.rows.update(zip(batch, similarities))
 
 
+class UntrackedGainBound:
+    """Upper bounds of the gains of the rows a window did not track, cheaper than the gains themselves.
+
+    After the picks ``p_1 .. p_t`` of a window, a row's gain is its gain at the window's start plus
+    ``<x_e, D_t>``, with ``D_t = -2 (x_p1 + .. + x_pt)``. Split along the pool's ``rank`` principal directions
+    ``B``: ``<x_e, D> = <B'x_e, B'D> + <r_e, r_D> <= <B'x_e, B'D> + |r_e| |r_D|`` (``r``: the parts outside
+    them), an ``(N, rank + 1) x (rank + 1, t)`` product instead of ``(N, d) x (d, t)``. Rows that the bound
+    cannot clear get their exact gains.
+    """
+
+    def __init__(self, pool: np.ndarray, rank: int, sample_rows: int = 20_000):
+        # Any orthonormal directions give a valid bound; the principal ones of a sample give a tight one.
+        sample = pool[:: max(1, len(pool) // sample_rows)]
+        _, directions = np.linalg.eigh(sample.T @ sample)  # ascending eigenvalues
+        self.directions = directions[:, -min(rank, pool.shape[1]):]
+        projected = pool @ self.directions
+        outside = np.einsum("ij,ij->i", pool, pool) - np.einsum("ij,ij->i", projected, projected)
+        # coordinates along the directions, and the norm of the rest (+ 1e-6 covers rounding: unit rows)
+        self.coordinates = np.hstack([projected, np.sqrt(np.maximum(outside, 0.0))[:, None] + 1e-6])
+
+    def keep(self, kept: np.ndarray) -> None:
+        """The pool lost the rows where ``kept`` is False."""
+        self.coordinates = self.coordinates[kept]
+
+    def first_step_beaten(self, pool: np.ndarray, start_gain: np.ndarray, picks: np.ndarray,
+                          picked_gains: np.ndarray, targets: np.ndarray, start_target: np.ndarray) -> int | None:
+        """The first step of the window at which an untracked row beats the window's pick, or None.
+
+        ``start_gain``: exact gains at the window's start, -inf for tracked and taken rows; ``targets[t]``:
+        the target before pick t (the gain of row e then is ``<x_e, targets[t]>``).
+        """
+        shifts = targets - start_target
+        shift_norms = np.linalg.norm(shifts, axis=1)
+        tolerance = 1e-9 * (np.abs(picked_gains).max() + np.abs(start_gain[np.isfinite(start_gain)]).max(initial=0.0)
+                            + shift_norms.max())
+        # Cauchy-Schwarz first (unit rows): gain <= start gain + |D_t|
+        rows = np.flatnonzero(start_gain + shift_norms.max() >= picked_gains.min() - tolerance)
+        if len(rows) == 0:
+            return None
+        projected_shifts = shifts @ self.directions
+        outside_norms = np.linalg.norm(shifts - projected_shifts @ self.directions.T, axis=1)
+        bounds = start_gain[rows, None] + self.coordinates[rows] @ np.vstack([projected_shifts.T, outside_norms])
+        suspects = rows[np.unique(np.nonzero(bounds >= picked_gains - tolerance)[0])]
+        if len(suspects) == 0:
+            return None
+        exact = pool[suspects] @ targets.T
+        # the exact greedy breaks ties towards the smaller row
+        beats = (exact > picked_gains) | ((exact == picked_gains) & (suspects[:, None] < picks))
+        steps = np.nonzero(beats)[1]
+        return int(steps.min()) if len(steps) else None
+
+
+def greedy_among(pool: np.ndarray, tracked: np.ndarray, rows: SimilarityRows, gain: np.ndarray, target: np.ndarray,
+                 count: int, *, record_targets: bool = False):
+    """``count`` exact greedy picks among the ``tracked`` rows (sorted), from their exact gains ``gain`` (-inf:
+    taken already); ``rows`` gives their similarity rows to the tracked rows.
+
+    The gains are updated with float32 similarity rows (:class:`SimilarityRows`); an update errs by at most
+    ``eps = 2 (d + 2) u`` in any row, so ``k`` updates into the window no gain is off by more than ``k eps``.
+    Only a row whose gain is within ``2 k eps`` of the best-looking one can beat it; those few rows get their
+    exact float64 gain ``<x_e, target>`` and the best of them is picked.
+
+    Returns ``(picks, gains, targets, target)``: pool rows, their exact gains, the target before each pick
+    (None unless ``record_targets``) and after the last.
+    """
+    error_per_update = 2.0 * (pool.shape[1] + 2) * FLOAT32_UNIT_ROUNDOFF
+    gain = gain.copy()
+    taken = np.isneginf(gain)
+    picks, picked_gains = np.empty(count, dtype=np.int64), np.empty(count)
+    targets = np.empty((count, pool.shape[1])) if record_targets else None
+    for step in range(count):
+        updates = step % EXACT_REFRESH_PICKS  # float32 updates since the gains were last exact
+        if step and not updates:  # only windows that track every row run this long
+            gain = np.where(taken, -np.inf, (pool @ target)[tracked])
+        pick = int(np.argmax(gain))  # taken rows sit at -inf
+        if updates:
+            close = np.flatnonzero(gain >= gain[pick] - 2.0 * updates * error_per_update)
+            gain[close] = pool[tracked[close]] @ target
+            pick = int(close[np.argmax(gain[close])])  # close is sorted: ties go to the smaller index
+        picks[step], picked_gains[step], taken[pick] = tracked[pick], gain[pick], True
+        if record_targets:
+            targets[step] = target
+        gain -= rows.pop(pick, gain, taken)
+        gain[pick] = -np.inf
+        target = target - 2.0 * pool[tracked[pick]]
+    return picks, picked_gains, targets, target
+
+
+def graphcut_bin(pool: np.ndarray, all_rows: SimilarityRows, bound: UntrackedGainBound | None, target: np.ndarray,
+                 size: int, *, window_picks: int = WINDOW_PICKS, margin: float = FIRST_MARGIN,
+                 windowed_min_rows: int = WINDOWED_MIN_ROWS):
+    """The exact GraphCut greedy's first ``size`` picks from ``pool`` (unit rows), gains ``<x_e, target>``;
+    ``all_rows``: the pool's similarity rows (kept from bin to bin), ``bound``: the pool's.
+
+    A pick changes every row's gain, but a window of picks is decided near the top of the gains: so each
+    window of ``window_picks`` picks starts from exact gains (one float64 matrix-vector product), tracks only
+    the rows within ``margin`` of the best (:func:`greedy_among`), then checks with
+    :class:`UntrackedGainBound` that no untracked row would have beaten a pick. If one would have, the window
+    keeps its picks before that step and the margin widens; the next window starts from there. So the picks
+    are always the exact greedy's, and most similarity products involve only the tracked rows.
+
+    Returns ``(picks, gains)``: pool rows in pick order and the gain each had when picked.
+    """
+    taken = np.zeros(len(pool), dtype=bool)
+    picks, gains = [], []
+    while len(picks) < size:
+        gain = pool @ target
+        untaken = np.flatnonzero(~taken)
+        near_top = untaken[gain[untaken] >= gain[untaken].max() - margin]
+        small_pool = bound is None or len(pool) < windowed_min_rows
+        windowed = not small_pool and len(near_top) <= ALL_TRACKED_SHARE * len(untaken)
+        if windowed:  # the picks come from few rows at the top: small speculative blocks
+            tracked, count = near_top, min(window_picks, size - len(picks), len(near_top))
+            rows = SimilarityRows(all_rows.pool_rows[tracked], block=32, max_cached_floats=all_rows.max_cached_floats)
+        else:  # bounds would save too little: track every row (the whole bin at once in a small pool)
+            tracked, rows = np.arange(len(pool)), all_rows
+            count = size - len(picks) if small_pool else min(EXACT_REFRESH_PICKS, size - len(picks))
+        gain[taken] = -np.inf
+        window, window_gains, targets, end_target = greedy_among(pool, tracked, rows, gain[tracked], target, count,
+                                                                 record_targets=windowed)
+        beaten = None
+        if windowed:
+            untracked_gain = gain.copy()
+            untracked_gain[tracked] = -np.inf
+            beaten = bound.first_step_beaten(pool, untracked_gain, window, window_gains, targets, target)
+            margin = max(MIN_MARGIN, 0.97 * margin) if beaten is None else 1.5 * margin
+        kept = count if beaten is None else beaten
+        picks.extend(window[:kept].tolist())
+        gains.extend(window_gains[:kept].tolist())
+        taken[window[:kept]] = True
+        target = end_target if beaten is None else targets[kept]
+    return np.array(picks, dtype=np.int64), np.array(gains)
+
+
 def graphcut_bins(x: np.ndarray, num_bins: int, graphcut_lambda: float = 1.0, show_progress: bool = False,
-                  max_cached_floats: int = 128_000_000):
+                  max_cached_floats: int = 128_000_000, bound_rank: int = BOUND_RANK, **speed):
     """Split all rows into GraphCut bins, greedily, bin after bin from the shrinking pool.
 
     With cosine similarity, ``sum_{i in P} s(i, x) = <sum_{i in P} x_i, x>`` for unit rows, so the gain of row
     ``e`` given the bin's picks ``S`` is ``<x_e, lambda u - 2 s_S>`` (``u``: the pool's column sum, ``s_S``: the
-    picks'): one matrix-vector product per bin, then updated incrementally with the picked row's similarities
-    (see :class:`SimilarityRows`): O(N^2 d) time in all, no N x N matrix. (The reference's kernel
-    ``0.5 + 0.5 cos`` adds the same constant to every row's gain: same bins.)
-
-    The picks are those of the exact float64 greedy although the similarity rows are float32: an update errs
-    by at most ``eps = 2 (d + 2) u`` in any row, so ``k`` updates after the gains were last exact no gain is off
-    by more than ``k eps``. Only a row whose gain is within ``2 k eps`` of the best-looking one can beat it;
-    those few rows get their exact float64 gain ``<x_e, lambda u - 2 s_S>`` and the best of them is picked.
-    Every ``EXACT_REFRESH_PICKS`` picks all gains are recomputed exactly, so ``k`` stays small.
+    picks'). (The reference's kernel ``0.5 + 0.5 cos`` adds the same constant to every row's gain: same bins.)
+    Each bin is :func:`graphcut_bin`: exact float64 greedy picks, with float32 similarity rows against the rows
+    near the top of the gains only; O(N^2 d) time at worst, no N x N matrix.
 
     Returns ``(bins, gains)``: lists of index arrays, and of the gain each row had when it was picked.
-    ``max_cached_floats`` bounds the similarity-row cache (4 bytes each; 512 MB by default).
+    ``max_cached_floats`` bounds the similarity-row cache (4 bytes each; 512 MB by default). ``bound_rank``
+    (:class:`UntrackedGainBound`) and ``speed`` (:func:`graphcut_bin`'s ``window_picks``, ``margin`` and
+    ``windowed_min_rows``) change the time, never the bins.
     """
     pool = l2_normalize(np.asarray(x, dtype=np.float64))  # the rows not yet in a bin
     rows = SimilarityRows(pool, max_cached_floats=max_cached_floats)
-    error_per_update = 2.0 * (pool.shape[1] + 2) * FLOAT32_UNIT_ROUNDOFF
+    windowed_min_rows = speed.get("windowed_min_rows", WINDOWED_MIN_ROWS)
+    bound = UntrackedGainBound(pool, bound_rank) if len(pool) >= windowed_min_rows else None
     remaining = np.arange(len(pool))
     bins, gains = [], []
     progress = tqdm(total=len(pool), desc="Building GraphCut bins", disable=not show_progress)
     for size in bin_sizes(len(pool), num_bins):
-        target = graphcut_lambda * pool.sum(axis=0)  # lambda u - 2 s_S, with S still empty
-        gain = pool @ target
-        taken = np.zeros(len(remaining), dtype=bool)
-        picks, picked_gains = np.empty(size, dtype=np.int64), np.empty(size)
-        updates = 0  # float32 updates since the gains were last exact
-        for step in range(size):
-            pick = int(np.argmax(gain))  # taken rows sit at -inf
-            if updates:
-                close = np.flatnonzero(gain >= gain[pick] - 2.0 * updates * error_per_update)
-                gain[close] = pool[close] @ target
-                pick = int(close[np.argmax(gain[close])])  # close is sorted: ties go to the smaller index
-            picks[step], picked_gains[step], taken[pick] = pick, gain[pick], True
-            gain -= rows.pop(pick, gain, taken)
-            gain[pick] = -np.inf
-            target -= 2.0 * pool[pick]
-            updates += 1
-            if updates == EXACT_REFRESH_PICKS:
-                gain = np.where(taken, -np.inf, pool @ target)
-                updates = 0
+        picks, picked_gains = graphcut_bin(pool, rows, bound, graphcut_lambda * pool.sum(axis=0), int(size), **speed)
         bins.append(remaining[picks])
         gains.append(picked_gains)
-        remaining, pool = remaining[~taken], pool[~taken]  # the next bin's pool is what this bin left over
-        rows.shrink_pool(~taken)
+        kept = np.ones(len(pool), dtype=bool)
+        kept[picks] = False
+        remaining, pool = remaining[kept], pool[kept]  # the next bin's pool is what this bin left over
+        rows.shrink_pool(kept)
+        if bound is not None:
+            bound.keep(kept)
         progress.update(int(size))
     progress.close()
     return bins, gains
