@@ -7,6 +7,7 @@ Commands (each measurement under the team lock ``flock /tmp/hf_heavy.lock``, one
     python -m benchmarks.scale_out local --method herding --rows 100000   # the single-process path at a size
     python -m benchmarks.scale_out price --rows 100000 --methods kcenter herding facility_location
     python -m benchmarks.scale_out dq --dq-rows 10000 40000 100000   # item 5: DQ's GraphCut bins past 10k rows
+    python -m benchmarks.scale_out dq --dq-rows 60000 --dq-dim 96 --reference-rows 0  # low-d rows: flat gains
     python -m benchmarks.scale_out dq-lazy --dq-rows 2000 5000 10000  # item 5's proposal: the lazy greedy
     python -m benchmarks.scale_out table                          # the tables of every run recorded so far
 
@@ -297,7 +298,7 @@ def run_dq(args) -> list[dict]:
 
     records = []
     for n in args.dq_rows:
-        x = clustered_rows(n)
+        x = clustered_rows(n, dim=args.dq_dim)
         (bins, _), seconds = timed(graphcut_bins, x, 10)
         entry = {"kind": "dq", "rows": n, "dim": x.shape[1], "bins": 10, "seconds": seconds}
         if n <= args.reference_rows:
@@ -418,17 +419,17 @@ def tables(records: list[dict]) -> str:
                      f"| {objective[0]} | {objective[1]} | {r['mean_nearest']:.4f} "
                      f"| {r['mean_nearest'] / glob['mean_nearest']:.3f} | `{r['command']}` |")
     lines += ["", "## DQ GraphCut bins on one machine (item 5)", "",
-              "50-cluster data, d = 768, K = 10 bins, float64. Reference: the exact greedy with one matrix-vector "
-              "product per pick. Rows without a date predate the windows of tracked rows (2026-12-03: every pick's "
-              "similarity row against the whole pool); this machine's speed varies about 2x from night to night, "
-              "so compare rows of the same date.", "",
-              "| rows | time (s) | reference time (s) | ratio | same bins as the reference | date | command |",
-              "|---:|---:|---:|---:|---|---|---|"]
+              "50-cluster data (`clustered_rows`), K = 10 bins, float64. Reference: the exact greedy with one "
+              "matrix-vector product per pick. Rows without a date predate the windows of tracked rows "
+              "(2026-12-03: every pick's similarity row against the whole pool); this machine's speed varies about "
+              "2x from night to night, so compare rows of the same date.", "",
+              "| rows | d | time (s) | reference time (s) | ratio | same bins as the reference | date | command |",
+              "|---:|---:|---:|---:|---:|---|---|---|"]
     for r in records:
         if r["kind"] == "dq":
             reference = (f"{r['reference_seconds']:.1f} | {r['reference_seconds'] / r['seconds']:.1f}x | "
                          f"{'yes' if r['same_bins'] else 'NO'}") if "reference_seconds" in r else "not run | | "
-            lines.append(f"| {r['rows']:,} | {r['seconds']:.1f} | {reference} | {r.get('date', '')} "
+            lines.append(f"| {r['rows']:,} | {r['dim']} | {r['seconds']:.1f} | {reference} | {r.get('date', '')} "
                          f"| `{r['command']}` |")
     lines += ["", "The lazy (Minoux) greedy on the reference kernel 0.5 + 0.5 cos (`lazy_graphcut_bins`), same data: "
               "re-evaluations (O(d) each) per pick, and their share of the rows left in the pool.", "",
@@ -468,6 +469,7 @@ def main(argv=None) -> None:
                         help="the Ray engine's refine_rows (default: the engine's); price: one partitioned run each")
     parser.add_argument("--dq-rows", type=int, nargs="+", default=[10_000, 40_000, 100_000])
     parser.add_argument("--reference-rows", type=int, default=10_000)
+    parser.add_argument("--dq-dim", type=int, default=768, help="dq: dimension of the 50-cluster rows")
     parser.add_argument("--object-store-gib", type=float, default=4.0)
     args = parser.parse_args(argv)
     command = "python -m benchmarks.scale_out " + " ".join(sys.argv[1:] if argv is None else argv)

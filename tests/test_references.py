@@ -123,6 +123,18 @@ def test_dq_windows_are_cut_short_where_an_untracked_row_wins(monkeypatch):
     assert sum(cut) >= 10 and len(cut) - sum(cut) >= 10
 
 
+def test_dq_flat_gains_are_recomputed_exactly_and_follow_the_float64_greedy():
+    # 250 rows within 1e-6 of one another: their gains differ by less than float32 updates can tell, so nearly
+    # every row is "close" to the best at every pick and the greedy recomputes all gains exactly instead.
+    rng = np.random.default_rng(8)
+    x = np.vstack([rng.normal(size=(1, 16)) + 1e-6 * rng.normal(size=(250, 16)), rng.normal(size=(50, 16))])
+    fast_bins, fast_gains = graphcut_bins(x, 3)
+    for reference_bins, reference_gains in (matvec_graphcut_bins(x, 3), naive_graphcut_bins(x, 3)):
+        for fast, reference, fg, rg in zip(fast_bins, reference_bins, fast_gains, reference_gains):
+            np.testing.assert_array_equal(fast, reference)
+            np.testing.assert_allclose(fg, rg, rtol=1e-9, atol=1e-9)
+
+
 def test_dq_duplicate_rows_tie_and_the_bins_hold_the_same_rows():
     # Exact duplicates have equal gains up to rounding, so which copy goes first may differ from the naive
     # greedy; the bins must still hold the same rows (each index mapped to its first identical copy).

@@ -49,13 +49,18 @@ class SimilarityRows:
     ``max_cached_floats`` numbers: for small N that amounts to computing the similarity matrix lazily, for
     large N memory stays bounded (no N x N matrix). When it is full, the rows of the candidates with the
     lowest gains (the least likely to be picked soon) make room, and a block is at most a quarter of the
-    cache, so that a miss never throws away the rows that are about to be used.
+    cache, so that a miss never throws away the rows that are about to be used. Where the gains are flat, the
+    next picks are not the rows with the highest gains now and most of a block goes unused: each block is
+    twice the hits since the previous miss (between ``MIN_BLOCK`` rows and ``block``).
     """
+
+    MIN_BLOCK = 16
 
     def __init__(self, pool_rows: np.ndarray, block: int = 512, max_cached_floats: int = 128_000_000):
         self.pool_rows = np.asarray(pool_rows, dtype=np.float32)
         self.max_cached_floats = max_cached_floats
-        self.block = max(1, min(block, self.max_rows // 4))
+        self.max_block = max(1, min(block, self.max_rows // 4))
+        self.hits = self.max_block  # the first block is a full one
         self.rows: dict[int, np.ndarray] = {}
 
     @property
@@ -65,7 +70,9 @@ class SimilarityRows:
 
     def pop(self, index: int, gain: np.ndarray, taken: np.ndarray) -> np.ndarray:
         """``2 s(index, pool)``; on a miss, also prefetch rows of the highest-gain untaken pool members."""
-        if index not in self.rows:
+        if index in self.rows:
+            self.hits += 1
+        else:
             self._prefetch(index, gain, taken)
         return self.rows.pop(index)
 
@@ -79,7 +86,9 @@ class SimilarityRows:
         free = np.flatnonzero(~taken)
         by_gain = free[np.argsort(-gain[free], kind="stable")]
         uncached = by_gain[~np.isin(by_gain, [index, *self.rows])]
-        batch = [index, *uncached[: self.block - 1].tolist()]
+        block = min(self.max_block, max(self.MIN_BLOCK, 2 * self.hits))
+        self.hits = 0
+        batch = [index, *uncached[: block - 1].tolist()]
         overflow = len(self.rows) + len(batch) - self.max_rows
         if overflow > 0:  # over the memory budget: the lowest-gain speculative rows make room
             cached = np.fromiter(self.rows, dtype=np.int64, count=len(self.rows))
@@ -155,25 +164,31 @@ def greedy_among(pool: np.ndarray, tracked: np.ndarray, rows: SimilarityRows, ga
     (None unless ``record_targets``) and after the last.
     """
     error_per_update = 2.0 * (pool.shape[1] + 2) * FLOAT32_UNIT_ROUNDOFF
+    tracked_rows = pool if len(tracked) == len(pool) else None  # no copy of the pool when every row is tracked
     gain = gain.copy()
     taken = np.isneginf(gain)
     picks, picked_gains = np.empty(count, dtype=np.int64), np.empty(count)
     targets = np.empty((count, pool.shape[1])) if record_targets else None
+    updates, refresh = 0, False  # float32 updates since the gains were last exact
     for step in range(count):
-        updates = step % EXACT_REFRESH_PICKS  # float32 updates since the gains were last exact
-        if step and not updates:  # only windows that track every row run this long
-            gain = np.where(taken, -np.inf, (pool @ target)[tracked])
+        if refresh or updates == EXACT_REFRESH_PICKS:
+            exact = (pool[tracked] if tracked_rows is None else tracked_rows) @ target
+            gain, updates = np.where(taken, -np.inf, exact), 0
         pick = int(np.argmax(gain))  # taken rows sit at -inf
         if updates:
             close = np.flatnonzero(gain >= gain[pick] - 2.0 * updates * error_per_update)
             gain[close] = pool[tracked[close]] @ target
             pick = int(close[np.argmax(gain[close])])  # close is sorted: ties go to the smaller index
+            # Where the gains are flat (late in a bin, the picks' sum nearly cancels the pool's), many rows
+            # stay close: then one exact pass over all rows is cheaper than arbitrating them pick after pick.
+            refresh = len(close) > len(tracked) // 8
         picks[step], picked_gains[step], taken[pick] = tracked[pick], gain[pick], True
         if record_targets:
             targets[step] = target
         gain -= rows.pop(pick, gain, taken)
         gain[pick] = -np.inf
         target = target - 2.0 * pool[tracked[pick]]
+        updates += 1
     return picks, picked_gains, targets, target
 
 
@@ -200,9 +215,9 @@ def graphcut_bin(pool: np.ndarray, all_rows: SimilarityRows, bound: UntrackedGai
         near_top = untaken[gain[untaken] >= gain[untaken].max() - margin]
         small_pool = bound is None or len(pool) < windowed_min_rows
         windowed = not small_pool and len(near_top) <= ALL_TRACKED_SHARE * len(untaken)
-        if windowed:  # the picks come from few rows at the top: small speculative blocks
+        if windowed:  # similarity rows against the tracked rows only, for this window
             tracked, count = near_top, min(window_picks, size - len(picks), len(near_top))
-            rows = SimilarityRows(all_rows.pool_rows[tracked], block=32, max_cached_floats=all_rows.max_cached_floats)
+            rows = SimilarityRows(all_rows.pool_rows[tracked], block=128, max_cached_floats=all_rows.max_cached_floats)
         else:  # bounds would save too little: track every row (the whole bin at once in a small pool)
             tracked, rows = np.arange(len(pool)), all_rows
             count = size - len(picks) if small_pool else min(EXACT_REFRESH_PICKS, size - len(picks))
