@@ -102,10 +102,10 @@ class UntrackedGainBound:
     """Upper bounds of the gains of the rows a window did not track, cheaper than the gains themselves.
 
     After the picks ``p_1 .. p_t`` of a window, a row's gain is its gain at the window's start plus
-    ``<x_e, D_t>``, with ``D_t = -2 (x_p1 + .. + x_pt)``. Split along the pool's ``rank`` principal directions
-    ``B``: ``<x_e, D> = <B'x_e, B'D> + <r_e, r_D> <= <B'x_e, B'D> + |r_e| |r_D|`` (``r``: the parts outside
-    them), an ``(N, rank + 1) x (rank + 1, t)`` product instead of ``(N, d) x (d, t)``. Rows that the bound
-    cannot clear get their exact gains.
+    ``<x_e, D_t>``, with ``D_t = -2 (x_p1 + .. + x_pt)``. Split along ``rank`` orthonormal directions ``B`` (the
+    pool's leading ones): ``<x_e, D> = <B'x_e, B'D> + <r_e, r_D> <= <B'x_e, B'D> + |r_e| |r_D|`` (``r``: the
+    parts outside them), an ``(N, rank + 1) x (rank + 1, t)`` product instead of ``(N, d) x (d, t)``. Rows that
+    the bound cannot clear get their exact gains.
     """
 
     def __init__(self, pool: np.ndarray, rank: int, sample_rows: int = 20_000):
