@@ -176,7 +176,7 @@ def greedy_among(pool: np.ndarray, tracked: np.ndarray, rows: SimilarityRows, ga
     for step in range(count):
         if refresh or updates == EXACT_REFRESH_PICKS:
             exact = (pool[tracked] if tracked_rows is None else tracked_rows) @ target
-            gain, updates = np.where(taken, -np.inf, exact), 0
+            gain, updates, refresh = np.where(taken, -np.inf, exact), 0, False
         pick = int(np.argmax(gain))  # taken rows sit at -inf
         if updates:
             close = np.flatnonzero(gain >= gain[pick] - 2.0 * updates * error_per_update)
