@@ -491,6 +491,8 @@ def main(argv=None) -> None:
         record(run_dq(args), command)
     elif args.command == "dq-lazy":
         record(run_lazy(args), command)
+    elif args.command == "table" and RECORDS.exists():  # rewrite the Markdown from the records (after a table change)
+        (RESULTS / "scale_out.md").write_text(tables(json.loads(RECORDS.read_text())) + "\n")
     if args.command != "local-child":
         print(tables(json.loads(RECORDS.read_text())) if RECORDS.exists() else "no runs recorded yet")
 
