@@ -167,7 +167,6 @@ def greedy_among(pool: np.ndarray, tracked: np.ndarray, rows: SimilarityRows, ga
     (None unless ``record_targets``) and after the last.
     """
     error_per_update = 2.0 * (pool.shape[1] + 2) * FLOAT32_UNIT_ROUNDOFF
-    tracked_rows = pool if len(tracked) == len(pool) else None  # no copy of the pool when every row is tracked
     gain = gain.copy()
     taken = np.isneginf(gain)
     picks, picked_gains = np.empty(count, dtype=np.int64), np.empty(count)
@@ -175,7 +174,7 @@ def greedy_among(pool: np.ndarray, tracked: np.ndarray, rows: SimilarityRows, ga
     updates, refresh = 0, False  # float32 updates since the gains were last exact
     for step in range(count):
         if refresh or updates == EXACT_REFRESH_PICKS:
-            exact = (pool[tracked] if tracked_rows is None else tracked_rows) @ target
+            exact = (pool if len(tracked) == len(pool) else pool[tracked]) @ target  # no copy of a whole pool
             gain, updates, refresh = np.where(taken, -np.inf, exact), 0, False
         pick = int(np.argmax(gain))  # taken rows sit at -inf
         if updates:
@@ -242,7 +241,8 @@ def graphcut_bin(pool: np.ndarray, all_rows: SimilarityRows, bound: UntrackedGai
 
 
 def graphcut_bins(x: np.ndarray, num_bins: int, graphcut_lambda: float = 1.0, show_progress: bool = False,
-                  max_cached_floats: int = 128_000_000, bound_rank: int = BOUND_RANK, **speed):
+                  max_cached_floats: int = 128_000_000, bound_rank: int = BOUND_RANK,
+                  windowed_min_rows: int = WINDOWED_MIN_ROWS, **speed):
     """Split all rows into GraphCut bins, greedily, bin after bin from the shrinking pool.
 
     With cosine similarity, ``sum_{i in P} s(i, x) = <sum_{i in P} x_i, x>`` for unit rows, so the gain of row
@@ -253,18 +253,18 @@ def graphcut_bins(x: np.ndarray, num_bins: int, graphcut_lambda: float = 1.0, sh
 
     Returns ``(bins, gains)``: lists of index arrays, and of the gain each row had when it was picked.
     ``max_cached_floats`` bounds the similarity-row cache (4 bytes each; 512 MB by default). ``bound_rank``
-    (:class:`UntrackedGainBound`) and ``speed`` (:func:`graphcut_bin`'s ``window_picks``, ``margin`` and
-    ``windowed_min_rows``) change the time, never the bins.
+    (:class:`UntrackedGainBound`), ``windowed_min_rows`` and ``speed`` (:func:`graphcut_bin`'s ``window_picks``
+    and ``margin``) change the time, never the bins.
     """
     pool = l2_normalize(np.asarray(x, dtype=np.float64))  # the rows not yet in a bin
     rows = SimilarityRows(pool, max_cached_floats=max_cached_floats)
-    windowed_min_rows = speed.get("windowed_min_rows", WINDOWED_MIN_ROWS)
     bound = UntrackedGainBound(pool, bound_rank) if len(pool) >= windowed_min_rows else None
     remaining = np.arange(len(pool))
     bins, gains = [], []
     progress = tqdm(total=len(pool), desc="Building GraphCut bins", disable=not show_progress)
     for size in bin_sizes(len(pool), num_bins):
-        picks, picked_gains = graphcut_bin(pool, rows, bound, graphcut_lambda * pool.sum(axis=0), int(size), **speed)
+        picks, picked_gains = graphcut_bin(pool, rows, bound, graphcut_lambda * pool.sum(axis=0), int(size),
+                                           windowed_min_rows=windowed_min_rows, **speed)
         bins.append(remaining[picks])
         gains.append(picked_gains)
         kept = np.ones(len(pool), dtype=bool)
