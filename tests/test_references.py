@@ -77,15 +77,21 @@ def _tight_clusters() -> np.ndarray:
     return rng.normal(size=(8, 16))[rng.integers(8, size=400)] + 0.2 * rng.normal(size=(400, 16))
 
 
+def assert_bins_are_the_exact_greedys(x: np.ndarray, num_bins: int, **options) -> None:
+    """``graphcut_bins(x, num_bins, **options)`` gives the matrix-vector and the naive greedies' bins, in pick
+    order, and their gains."""
+    fast_bins, fast_gains = graphcut_bins(x, num_bins, **options)
+    for reference_bins, reference_gains in (matvec_graphcut_bins(x, num_bins), naive_graphcut_bins(x, num_bins)):
+        for fast, reference, fg, rg in zip(fast_bins, reference_bins, fast_gains, reference_gains):
+            np.testing.assert_array_equal(fast, reference)
+            np.testing.assert_allclose(fg, rg, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("max_cached_floats", [64_000_000, 4_000])
 def test_dq_bins_equal_the_exact_greedy_on_clustered_rows_with_a_tiny_cache(max_cached_floats):
     # A 4,000-float cache holds 10 rows, so prefetched rows are evicted all the time.
     x = _tight_clusters()
-    fast_bins, fast_gains = graphcut_bins(x, 6, max_cached_floats=max_cached_floats)
-    for reference_bins, reference_gains in (matvec_graphcut_bins(x, 6), naive_graphcut_bins(x, 6)):
-        for fast, reference, fg, rg in zip(fast_bins, reference_bins, fast_gains, reference_gains):
-            np.testing.assert_array_equal(fast, reference)
-            np.testing.assert_allclose(fg, rg, rtol=1e-9, atol=1e-9)
+    assert_bins_are_the_exact_greedys(x, 6, max_cached_floats=max_cached_floats)
 
 
 # The windowed path (rows near the top tracked, the others bounded) on small inputs: every pool is windowed,
@@ -99,11 +105,7 @@ def test_dq_windowed_bins_equal_the_exact_greedy_when_untracked_rows_beat_the_wi
     rng = np.random.default_rng(7)
     x = {"tight_clusters": _tight_clusters, "gaussian": lambda: rng.normal(size=(300, 24)),
          "near_duplicates": lambda: np.vstack([_tight_clusters()[:380], _tight_clusters()[:20] + 1e-7])}[data]()
-    fast_bins, fast_gains = graphcut_bins(x, 6, max_cached_floats=4_000, **WINDOWED)
-    for reference_bins, reference_gains in (matvec_graphcut_bins(x, 6), naive_graphcut_bins(x, 6)):
-        for fast, reference, fg, rg in zip(fast_bins, reference_bins, fast_gains, reference_gains):
-            np.testing.assert_array_equal(fast, reference)
-            np.testing.assert_allclose(fg, rg, rtol=1e-9, atol=1e-9)
+    assert_bins_are_the_exact_greedys(x, 6, max_cached_floats=4_000, **WINDOWED)
 
 
 def test_dq_windows_are_cut_short_where_an_untracked_row_wins(monkeypatch):
@@ -128,11 +130,7 @@ def test_dq_flat_gains_are_recomputed_exactly_and_follow_the_float64_greedy():
     # every row is "close" to the best at every pick and the greedy recomputes all gains exactly instead.
     rng = np.random.default_rng(8)
     x = np.vstack([rng.normal(size=(1, 16)) + 1e-6 * rng.normal(size=(250, 16)), rng.normal(size=(50, 16))])
-    fast_bins, fast_gains = graphcut_bins(x, 3)
-    for reference_bins, reference_gains in (matvec_graphcut_bins(x, 3), naive_graphcut_bins(x, 3)):
-        for fast, reference, fg, rg in zip(fast_bins, reference_bins, fast_gains, reference_gains):
-            np.testing.assert_array_equal(fast, reference)
-            np.testing.assert_allclose(fg, rg, rtol=1e-9, atol=1e-9)
+    assert_bins_are_the_exact_greedys(x, 3)
 
 
 def test_dq_duplicate_rows_tie_and_the_bins_hold_the_same_rows():
@@ -206,8 +204,4 @@ def test_dq_near_duplicates_closer_than_float32_resolves_follow_the_float64_gree
     # the float64 greedy does.
     x = _tight_clusters()
     x[380:] = x[:20] + 1e-7 * np.random.default_rng(6).normal(size=(20, 16))
-    fast_bins, fast_gains = graphcut_bins(x, 6, max_cached_floats=4_000)
-    for reference_bins, reference_gains in (matvec_graphcut_bins(x, 6), naive_graphcut_bins(x, 6)):
-        for fast, reference, fg, rg in zip(fast_bins, reference_bins, fast_gains, reference_gains):
-            np.testing.assert_array_equal(fast, reference)
-            np.testing.assert_allclose(fg, rg, rtol=1e-9, atol=1e-9)
+    assert_bins_are_the_exact_greedys(x, 6, max_cached_floats=4_000)
