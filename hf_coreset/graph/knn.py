@@ -23,6 +23,9 @@ from ..vectors import l2_normalize
 EXACT_MAX_ROWS = 20_000
 DEFAULT_INDEX = "hnswlib"
 HNSW_M, HNSW_EF_CONSTRUCTION = 12, 48
+# Exact search shortlists this many rows beyond k by float32 products before ranking them in float64: rows
+# whose float32 similarities differ only by rounding (about 1e-7) all make the shortlist.
+RESCORE_MARGIN = 8
 INDEXES = ("auto", "exact", "hnswlib", "faiss", "pynndescent")
 
 
@@ -33,7 +36,10 @@ def _threads() -> int:
 def exact_knn(x: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` most similar other rows of every row of unit-norm ``x``, by blocked matrix products.
 
-    Returns ``(indices, similarities)``, both ``(N, k)``, sorted by decreasing similarity, self excluded.
+    Returns ``(indices, similarities)``, both ``(N, k)``, sorted by decreasing similarity (then by index),
+    self excluded. The float32 products only shortlist ``k + RESCORE_MARGIN`` rows: BLAS sums a product in an
+    order that depends on its thread count, so near-equal neighbours would swap between machines, or between a
+    Ray worker (one thread) and the driver. The shortlist is ranked by :func:`float64_similarities` instead.
 
     Example:
         >>> import numpy as np
@@ -43,18 +49,37 @@ def exact_knn(x: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.
     """
     n = len(x)
     k = min(k, n - 1)
+    shortlist = min(k + RESCORE_MARGIN, n - 1)
     indices = np.empty((n, k), dtype=np.int64)
     sims = np.empty((n, k), dtype=np.float32)
     for start in range(0, n, block):
         s = x[start : start + block] @ x.T
         rows = np.arange(len(s))
         s[rows, start + rows] = -np.inf  # a row is not its own neighbour
-        part = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        part_s = np.take_along_axis(s, part, axis=1)
-        order = np.argsort(-part_s, axis=1, kind="stable")
+        part = np.argpartition(-s, shortlist - 1, axis=1)[:, :shortlist]
+        part_s = float64_similarities(x, part, rows=start + rows)
+        order = np.lexsort((part, -part_s))[:, :k]  # by similarity, ties to the lower index
         indices[start : start + block] = np.take_along_axis(part, order, axis=1)
         sims[start : start + block] = np.take_along_axis(part_s, order, axis=1)
     return indices, sims
+
+
+def float64_similarities(x: np.ndarray, idx: np.ndarray, rows: np.ndarray, max_floats: int = 2**24) -> np.ndarray:
+    """``sims[r, c] = <x[rows[r]], x[idx[r, c]]>`` in float64, summed by numpy's own loop (not BLAS): the same
+    values whatever the thread count. Candidates are gathered a few rows at a time (128 MB at most).
+
+    Example:
+        >>> import numpy as np
+        >>> float64_similarities(np.eye(3), np.array([[1, 0], [2, 1]]), rows=np.array([0, 2])).tolist()
+        [[0.0, 1.0], [1.0, 0.0]]
+    """
+    sims = np.empty(idx.shape, dtype=np.float64)
+    step = max(1, max_floats // max(1, idx.shape[1] * x.shape[1]))
+    for first in range(0, len(idx), step):
+        vectors = np.asarray(x[rows[first : first + step]], dtype=np.float64)
+        neighbours = np.asarray(x[idx[first : first + step]], dtype=np.float64)
+        sims[first : first + step] = np.einsum("rd,rcd->rc", vectors, neighbours)
+    return sims
 
 
 def approximate_knn(x: np.ndarray, k: int, index: str = DEFAULT_INDEX, seed: int = 0,
