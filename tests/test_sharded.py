@@ -54,8 +54,9 @@ def pool():
 
 @pytest.mark.parametrize("method", ["kcenter", "herding", "dq", "facility_location"])
 def test_one_and_two_workers_give_the_same_indices_and_the_exact_budget(pool, method):
-    one = select_with_ray(pool, method, 61, embedding_columns=COLUMNS, seed=3, num_workers=1, **SMALL)
-    two = select_with_ray(pool, method, 61, embedding_columns=COLUMNS, seed=3, num_workers=2, **SMALL)
+    # refine_rows=0: partitioned (facility location would select a pool under refine_rows in one task).
+    one = select_with_ray(pool, method, 61, embedding_columns=COLUMNS, seed=3, num_workers=1, refine_rows=0, **SMALL)
+    two = select_with_ray(pool, method, 61, embedding_columns=COLUMNS, seed=3, num_workers=2, refine_rows=0, **SMALL)
     np.testing.assert_array_equal(one.indices, two.indices)
     np.testing.assert_array_equal(one.scores, two.scores)
     assert len(two.indices) == len(set(two.indices.tolist())) == 61
@@ -262,7 +263,7 @@ def test_cast_judges_a_partitions_pairs_against_the_rest_of_the_pool():
     source = caption_permutation(data.num_rows, 0.3, seed=0)
     mismatched = source != np.arange(data.num_rows)
     noisy = data.remove_columns("txt_emb").add_column("txt_emb", [data["txt_emb"][i] for i in source])
-    result = select_with_ray(noisy, "cast", 60, embedding_columns=COLUMNS, **SMALL)
+    result = select_with_ray(noisy, "cast", 60, embedding_columns=COLUMNS, refine_rows=0, **SMALL)
     one_process = hf_coreset.get_selection_result(hf_coreset.select_coreset(
         noisy, "cast", 60, embedding_columns=COLUMNS, show_progress=False))
     assert result.provenance["engine"]["reference_rows"] == data.num_rows  # the sample is the whole pool here
@@ -304,13 +305,35 @@ def test_the_second_round_reads_the_largest_reference_refine_rows_leaves_room_fo
     (REFERENCE_ROWS_PER_PICK) it would stand for the pool too coarsely, and the merge by gain decides."""
     data = continuum()  # 800 rows
     runs = {refine_rows: select_with_ray(data, "facility_location", 40, embedding_columns=COLUMNS, num_partitions=4,
-                                         refine_rows=refine_rows, **SMALL) for refine_rows in (483, 484, 50_000)}
+                                         refine_rows=refine_rows, **SMALL) for refine_rows in (483, 484, 799)}
     engines = [run.provenance["engine"] for run in runs.values()]
-    assert [(e["round_reference_rows"], e["merge"]) for e in engines] == [(0, "gain"), (400, "refine"), (800, "refine")]
+    assert [(e["round_reference_rows"], e["merge"]) for e in engines] == [(0, "gain"), (400, "refine"), (715, "refine")]
     assert all(e["reference_rows"] == 800 for e in engines)  # the partitions' reference is the k-means sample's
-    proposed = sum(p["proposed"] for p in runs[484].diagnostics["partitions"])
-    assert 400 < runs[484].diagnostics["refine"]["rows"] <= 400 + proposed <= 484
-    assert runs[50_000].diagnostics["refine"]["rows"] == 800
+    for refine_rows, reference_rows in ((484, 400), (799, 715)):
+        proposed = sum(p["proposed"] for p in runs[refine_rows].diagnostics["partitions"])
+        assert reference_rows < runs[refine_rows].diagnostics["refine"]["rows"] <= reference_rows + proposed
+        assert runs[refine_rows].diagnostics["refine"]["rows"] <= refine_rows
+
+
+@pytest.mark.parametrize("method", ["facility_location", "cast"])
+def test_a_pool_that_fits_refine_rows_is_selected_in_one_task_as_in_one_process(method):
+    """A second round over the whole pool would be the one-process selection: no partitions then."""
+    data = continuum()  # 800 rows
+    one_process = hf_coreset.get_selection_result(hf_coreset.select_coreset(
+        data, method, 40, embedding_columns=COLUMNS, show_progress=False))
+    for refine_rows in (800, 150_000):
+        result = select_with_ray(data, method, 40, embedding_columns=COLUMNS, num_partitions=4,
+                                 refine_rows=refine_rows, **SMALL)
+        engine = result.provenance["engine"]
+        assert engine["strategy"] == "one task (the pool fits refine_rows)" and engine["num_partitions"] == 1
+        np.testing.assert_array_equal(result.indices, one_process.indices)
+        np.testing.assert_allclose(result.scores, one_process.scores, rtol=1e-6)
+    partitioned = select_with_ray(data, method, 40, embedding_columns=COLUMNS, num_partitions=4, refine_rows=799,
+                                  **SMALL)
+    assert partitioned.provenance["engine"]["num_partitions"] == 4
+    # Methods without a second round keep their partitions, whatever refine_rows.
+    kcenter = select_with_ray(data, "kcenter", 40, embedding_columns=COLUMNS, num_partitions=4, **SMALL)
+    assert kcenter.provenance["engine"]["strategy"] == "partitioned"
 
 
 @pytest.mark.parametrize("method", ["facility_location", "cast"])
@@ -319,14 +342,14 @@ def test_the_second_round_picks_among_all_proposals_and_recovers_the_global_obje
     border count as represented by a pick on either side, which the merge by gain cannot see."""
     data = continuum()
     runs = {refine_rows: select_with_ray(data, method, 40, embedding_columns=COLUMNS, num_partitions=4,
-                                         refine_rows=refine_rows, **SMALL) for refine_rows in (0, 50_000)}
-    merged, refined = runs[0], runs[50_000]
+                                         refine_rows=refine_rows, **SMALL) for refine_rows in (0, 799)}
+    merged, refined = runs[0], runs[799]
     assert merged.provenance["engine"]["merge"] == "gain" and "refine" not in merged.diagnostics
     assert refined.provenance["engine"]["merge"] == "refine"
     assert refined.provenance["score_meaning"].endswith("over the reference sample and every partition's proposals)")
     proposed = sum(p["proposed"] for p in refined.diagnostics["partitions"])
     assert refined.diagnostics["refine"]["candidates"] == proposed > 40
-    assert refined.diagnostics["refine"]["rows"] == data.num_rows  # the reference is the whole (small) pool
+    assert refined.diagnostics["refine"]["rows"] < data.num_rows  # a sample of the pool and the proposals
     assert len(set(refined.indices.tolist())) == 40
     assert sum(refined.provenance["engine"]["partition_budgets"]) == 40
     one_process = hf_coreset.get_selection_result(hf_coreset.select_coreset(

@@ -38,8 +38,9 @@ GAIN_OVERSAMPLE = 2.0
 # (the round's reference, which stands for the pool there) and every partition's proposals. It is the largest
 # task: on 1,000,000 CLIP-sized pairs with 10,000 picks (129,950 reference rows) CAST's round took 78 s and its
 # worker peaked at 3.8 GiB (facility location: 49 s, 5.6 GiB), the whole run 695 s vs 632 s by merge by gain.
+# A pool of at most this many rows is selected by those methods in one task, as in one process.
 REFINE_ROWS = 150_000
-# It runs when that reference has at least this many rows per pick (or is the whole pool): a sample much smaller
+# It runs when that reference has at least this many rows per pick: a sample much smaller
 # than that cannot tell picks apart. Measured with CAST on 100,000 synthetic pairs, 4 partitions, its own
 # objective on the one-process graph: 1,000 picks (10,000 reference rows, 10 per pick) second round 95.6 % of one
 # process vs merge by gain 93.4 %; 5,000 picks (2 per pick) 96.5 % vs 98.0 %.
@@ -78,8 +79,8 @@ def reference_sample(rows: np.ndarray, blocks: dict[str, np.ndarray], seed: int,
 def round_reference_size(n_rows: int, budget: int, num_partitions: int, refine_rows: int) -> int:
     """Rows of the second round's reference: as many as ``refine_rows`` leaves beside the most proposals the
     partitions can make (``ceil(GAIN_OVERSAMPLE * budget) + num_partitions``, see :func:`proposal_counts`), at
-    most the pool; 0 (no second round) when that is fewer than ``REFERENCE_ROWS_PER_PICK`` rows per pick and
-    not the whole pool.
+    most the pool; 0 (no second round) when that is fewer than ``REFERENCE_ROWS_PER_PICK`` rows per pick. (The
+    engine does not partition a pool that fits ``refine_rows`` for the methods with a second round.)
 
     The larger the reference, the closer the round's objective is to the pool's: CAST on 100,000 synthetic
     pairs, 4 partitions, 1,000 picks, its objective on the one-process graph: 93.4 % of one process with the
@@ -88,12 +89,10 @@ def round_reference_size(n_rows: int, budget: int, num_partitions: int, refine_r
     Example:
         >>> round_reference_size(100_000, 1_000, 4, 50_000), round_reference_size(100_000, 5_000, 4, 50_000)
         (47996, 0)
-        >>> round_reference_size(2_000, 200, 4, 50_000)   # the whole pool
-        2000
     """
     room = refine_rows - (math.ceil(GAIN_OVERSAMPLE * budget) + num_partitions)
     size = max(0, min(n_rows, room))
-    return size if size == n_rows or size >= REFERENCE_ROWS_PER_PICK * budget else 0
+    return size if size >= REFERENCE_ROWS_PER_PICK * budget else 0
 
 
 def pool_reference(reference: RowBlocks, part_rows: np.ndarray, pool_rows: int) -> PoolReference | None:

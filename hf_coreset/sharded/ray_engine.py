@@ -33,7 +33,12 @@ things: the shard list, a sample, the k-means centres, partition sizes and the p
    second round): a row near a partition's border is then represented by a pick on either side, and the picks
    are chosen against each other. The reference is as large as ``refine_rows`` leaves beside the proposals
    (:func:`~hf_coreset.sharded.partition.round_reference_size`); the round runs when that is at least
-   ``REFERENCE_ROWS_PER_PICK`` rows per pick or the whole pool.
+   ``REFERENCE_ROWS_PER_PICK`` rows per pick.
+
+For those methods a pool of at most ``refine_rows`` rows is not partitioned: a round over the whole pool would
+be the one-process selection, only with its candidates narrowed to the proposals, so one task reads every shard
+and runs the method on the pool (the one-process picks; a worker's one-thread BLAS may break a near-tie among a
+row's nearest neighbours differently from the driver's).
 
 Where a method has an exact sharded form it is used instead (ScalSelect: :mod:`.exact`), and methods that
 need no features (``random``) select in the driver from the row count alone; both give the single-process
@@ -125,9 +130,10 @@ def select_with_ray(
         refine_rows: under ``"gain"``, for methods that can pick among candidates (facility location, CAST),
             the rows of the second round (one task): it selects the budget among all partitions' proposals at
             once, representing them and a uniform sample of the pool that fills the rest of these rows. It
-            runs when that sample has at least 10 rows per pick (``REFERENCE_ROWS_PER_PICK``) or is the whole
-            pool; otherwise, or with 0, the proposals with the highest gains are kept. More rows: a round
-            closer to one process's objective, at the method's cost on that many rows.
+            runs when that sample has at least 10 rows per pick (``REFERENCE_ROWS_PER_PICK``); otherwise, or
+            with 0, the proposals with the highest gains are kept. More rows: a round closer to one process's
+            objective, at the method's cost on that many rows. A pool of at most ``refine_rows`` rows is
+            selected by these methods in one task, as in one process (no partitions).
         sample_size: rows the k-means is fitted on (default ``max(10_000, 50 * num_partitions)``).
         shard_rows: rows per shard of a ``Dataset`` (a parquet shard is one row group).
         max_retries: how often Ray reruns a task whose worker process died.
@@ -178,6 +184,11 @@ def select_with_ray(
         if _is_scalselect(spec):
             indices, scores, diagnostics = _exact_leverage(tasks, source_ref, shards, columns, config, n_budget)
             engine.update(strategy="exact (covariance summed over shards, global top-M)", num_partitions=1)
+        elif _fits_one_task(spec, _resolve_budget_split(budget_split, spec), n_rows, refine_rows):
+            (indices, scores, diagnostics), = tasks.map(
+                _select_pool, [(spec, config, n_budget, source_ref, shards, columns)], stage="select",
+                names=[f"the whole pool ({n_rows} rows, {n_budget} picks)"])
+            engine.update(strategy="one task (the pool fits refine_rows)", num_partitions=1)
         else:
             num_partitions = num_partitions or math.ceil(n_rows / rows_per_partition)
             budget_split = _resolve_budget_split(budget_split, spec)
@@ -324,6 +335,14 @@ def _select_partition(spec, config, share, reference, pool_rows, with_vectors, *
     return rows[picked], selector.scores_, selector.diagnostics_, proposals
 
 
+def _select_pool(spec, config, budget, source, shards, columns):
+    # As select_coreset reads them: every row, float32 blocks, in row order.
+    read = [_read(source, shard, columns) for shard in shards]
+    blocks = {c: np.concatenate([shard_blocks[c] for shard_blocks in read]).astype(np.float32) for c in columns}
+    selector = spec.selector_class(config).fit(FeatureSet(n_rows=len(blocks[columns[0]]), blocks=blocks), budget)
+    return selector.indices_, selector.scores_, selector.diagnostics_
+
+
 def _refine_selection(spec, config, budget, reference, *proposals):
     rows, features = refine_features(reference, list(proposals))
     selector = spec.selector_class(config).fit(features, budget)
@@ -425,6 +444,13 @@ def _resolve_budget_split(budget_split: str, spec) -> str:
     if budget_split != "auto":
         return budget_split
     return "gain" if spec.selector_class.scores_are_marginal_gains else "proportional"
+
+
+def _fits_one_task(spec, budget_split: str, n_rows: int, refine_rows: int) -> bool:
+    """Where the second round could hold the whole pool, it is the one-process selection over it, and the
+    partitions could only have narrowed its candidates (measured on Open Clip Art, CAST at 10 %: partitioned
+    picks 18.28 +- 0.42 vs one process 18.91 +- 0.23): select the pool in one task."""
+    return budget_split == "gain" and spec.selector_class.picks_among_candidates and n_rows <= refine_rows
 
 
 def _is_scalselect(spec) -> bool:
