@@ -76,9 +76,9 @@ def float64_similarities(x: np.ndarray, idx: np.ndarray, rows: np.ndarray, max_f
     sims = np.empty(idx.shape, dtype=np.float64)
     step = max(1, max_floats // max(1, idx.shape[1] * x.shape[1]))
     for first in range(0, len(idx), step):
-        vectors = np.asarray(x[rows[first : first + step]], dtype=np.float64)
-        neighbours = np.asarray(x[idx[first : first + step]], dtype=np.float64)
-        sims[first : first + step] = np.einsum("rd,rcd->rc", vectors, neighbours)
+        # einsum casts each element as it multiplies: no float64 copy of the gathered rows.
+        sims[first : first + step] = np.einsum("rd,rcd->rc", x[rows[first : first + step]],
+                                               x[idx[first : first + step]], dtype=np.float64)
     return sims
 
 
