@@ -236,9 +236,10 @@ def run_price(args) -> list[dict]:
                                          num_partitions=partitions, show_progress=False, **refine)
                 split = split_label(result.provenance["engine"])
             seconds = time.perf_counter() - started
+            engine = result.provenance.get("engine", {})
             records.append({"kind": "price", "method": method, "rows": args.rows, "budget": len(result.indices),
-                            "partitions": partitions, "budget_split": split, "seconds": seconds,
-                            "round_reference_rows": result.provenance.get("engine", {}).get("round_reference_rows"),
+                            "partitions": engine.get("num_partitions", partitions), "budget_split": split,
+                            "seconds": seconds, "round_reference_rows": engine.get("round_reference_rows"),
                             **objectives(method, x, result.indices),
                             **({"cast_objective": cast_value(result.indices)} if cast_value else {})})
             print(json.dumps(records[-1]), flush=True)
@@ -247,7 +248,10 @@ def run_price(args) -> list[dict]:
 
 
 def split_label(engine: dict) -> str | None:
-    """The budget split of a Ray run, and ", refine" when the second round chose among all proposals."""
+    """The budget split of a Ray run, and ", refine" when the second round chose among all proposals; "one
+    task" when the pool fitted refine_rows (no partitions)."""
+    if engine.get("strategy", "").startswith("one task"):
+        return "one task (the pool fits refine_rows)"
     split = engine.get("budget_split")
     if split is None or engine.get("merge") != "refine":
         return split

@@ -72,15 +72,17 @@ def test_exact_knn_is_the_same_whatever_the_blas_thread_count():
     np.testing.assert_array_equal(one[1], two[1])
 
 
-def test_exact_knn_ranks_by_float64_similarity_and_ties_go_to_the_lower_index():
+def test_exact_knn_ranks_by_float64_similarity_and_ties_go_to_the_following_rows():
     rng = np.random.default_rng(2)
     x = _unit(rng.normal(size=(40, 6)))[np.repeat(np.arange(20), 3)].astype(np.float32)  # each row three times
     idx, sims = exact_knn(x, 4)
     s = x.astype(np.float64) @ x.T.astype(np.float64)
     np.fill_diagonal(s, -np.inf)
-    expected = np.array([np.lexsort((np.arange(len(x)), -row))[:4] for row in s])
+    n = len(x)
+    expected = np.array([np.lexsort(((np.arange(n) - i) % n, -row))[:4] for i, row in enumerate(s)])
     np.testing.assert_array_equal(idx, expected)
-    assert idx[0, :2].tolist() == [1, 2] and idx[1, :2].tolist() == [0, 2]  # its copies first, lower index first
+    # Its copies first, the following ones first (wrapping): no copy is everyone's first neighbour.
+    assert idx[0, :2].tolist() == [1, 2] and idx[1, :2].tolist() == [2, 0] and idx[2, :2].tolist() == [0, 1]
 
 
 def test_approximate_knn_with_projection_has_high_recall():
