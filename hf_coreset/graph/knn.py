@@ -44,7 +44,7 @@ def exact_knn(x: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.
 
     The float32 products only shortlist ``k + RESCORE_MARGIN`` rows: BLAS sums a product in an order that depends
     on its thread count, so near-equal neighbours would swap between machines, or between a Ray worker (one
-    thread) and the driver. The shortlist is ranked by :func:`float64_similarities` instead.
+    thread) and the driver. The shortlist is ranked by ``similarities_to(..., exact=True)`` instead.
 
     Example:
         >>> import numpy as np
@@ -62,30 +62,12 @@ def exact_knn(x: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.
         rows = np.arange(len(s))
         s[rows, start + rows] = -np.inf  # a row is not its own neighbour
         part = np.argpartition(-s, shortlist - 1, axis=1)[:, :shortlist]
-        part_s = float64_similarities(x, part, rows=start + rows)
+        part_s = similarities_to(x, part, rows=start + rows, exact=True)
         after = (part - (start + rows)[:, None]) % n  # ties: the rows after this one first (see above)
         order = np.lexsort((after, -part_s))[:, :k]
         indices[start : start + block] = np.take_along_axis(part, order, axis=1)
         sims[start : start + block] = np.take_along_axis(part_s, order, axis=1)
     return indices, sims
-
-
-def float64_similarities(x: np.ndarray, idx: np.ndarray, rows: np.ndarray, max_floats: int = 2**24) -> np.ndarray:
-    """``sims[r, c] = <x[rows[r]], x[idx[r, c]]>`` in float64, summed by numpy's own loop (not BLAS): the same
-    values whatever the thread count. Candidates are gathered a few rows at a time (128 MB at most).
-
-    Example:
-        >>> import numpy as np
-        >>> float64_similarities(np.eye(3), np.array([[1, 0], [2, 1]]), rows=np.array([0, 2])).tolist()
-        [[0.0, 1.0], [1.0, 0.0]]
-    """
-    sims = np.empty(idx.shape, dtype=np.float64)
-    step = max(1, max_floats // max(1, idx.shape[1] * x.shape[1]))
-    for first in range(0, len(idx), step):
-        # einsum casts each element as it multiplies: no float64 copy of the gathered rows.
-        sims[first : first + step] = np.einsum("rd,rcd->rc", x[rows[first : first + step]],
-                                               x[idx[first : first + step]], dtype=np.float64)
-    return sims
 
 
 def approximate_knn(x: np.ndarray, k: int, index: str = DEFAULT_INDEX, seed: int = 0,
@@ -187,26 +169,36 @@ def project(x: np.ndarray, dims: int, seed: int = 0, sample: int = 10_000, chunk
 
 
 def similarities_to(x: np.ndarray, idx: np.ndarray, start: int = 0, max_floats: int = 2**25,
-                    rows: np.ndarray | None = None) -> np.ndarray:
+                    rows: np.ndarray | None = None, exact: bool = False) -> np.ndarray:
     """``sims[r, c] = <x[start + r], x[idx[r, c]]>`` (float32) for the rows ``start .. start + len(idx)``.
 
     ``rows`` (optional) names the row vectors instead: ``sims[r, c] = <x[rows[r]], x[idx[r, c]]>``. The
-    candidate rows are gathered a few rows at a time (at most ``max_floats`` gathered floats, 128 MB), so
-    memory stays bounded however wide ``x`` and ``idx`` are.
+    candidate rows are gathered a few rows at a time (at most ``max_floats`` gathered floats: 128 MB of
+    float32), so memory stays bounded however wide ``x`` and ``idx`` are.
+
+    ``exact=True`` returns float64 sums made by numpy's own loop instead of BLAS: the same values whatever
+    BLAS's thread count (slower; :func:`exact_knn` ranks its shortlist by them).
 
     Example:
         >>> import numpy as np
         >>> similarities_to(np.eye(3), np.array([[0, 1], [1, 2], [2, 0]])).tolist()
         [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]
+        >>> similarities_to(np.eye(3), np.array([[1, 0], [2, 1]]), rows=np.array([0, 2]), exact=True).tolist()
+        [[0.0, 1.0], [1.0, 0.0]]
     """
-    x = np.asarray(x, dtype=np.float32)
+    if not exact:
+        x = np.asarray(x, dtype=np.float32)
     rows = np.arange(start, start + len(idx)) if rows is None else np.asarray(rows)
-    sims = np.empty(idx.shape, dtype=np.float32)
+    sims = np.empty(idx.shape, dtype=np.float64 if exact else np.float32)
     step = max(1, max_floats // max(1, idx.shape[1] * x.shape[1]))
     for first in range(0, len(idx), step):
-        block = x[rows[first : first + step]]
-        # Batched mat-vec (BLAS) on the gathered candidate rows; einsum would not use BLAS here.
-        sims[first : first + step] = np.matmul(x[idx[first : first + step]], block[:, :, None])[:, :, 0]
+        block, candidates = x[rows[first : first + step]], x[idx[first : first + step]]
+        if exact:
+            # einsum casts each element as it multiplies: no float64 copy of the gathered rows.
+            sims[first : first + step] = np.einsum("rd,rcd->rc", block, candidates, dtype=np.float64)
+        else:
+            # Batched mat-vec (BLAS) on the gathered candidate rows; einsum would not use BLAS here.
+            sims[first : first + step] = np.matmul(candidates, block[:, :, None])[:, :, 0]
     return sims
 
 

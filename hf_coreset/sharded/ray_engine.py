@@ -451,8 +451,8 @@ def _resolve_budget_split(budget_split: str, spec) -> str:
 
 def _fits_one_task(spec, budget_split: str, n_rows: int, refine_rows: int) -> bool:
     """Where the second round could hold the whole pool, it is the one-process selection over it, and the
-    partitions could only have narrowed its candidates (measured on Open Clip Art, CAST at 10 %: partitioned
-    picks 18.28 +- 0.42 vs one process 18.91 +- 0.23): select the pool in one task."""
+    partitions could only have narrowed its candidates: select the pool in one task. (What forced partitions
+    cost on Open Clip Art is measured in docs/scaling.md: CAST at 5 %, 13.60 +- 0.12 vs 14.77 +- 0.14.)"""
     return budget_split == "gain" and spec.selector_class.picks_among_candidates and n_rows <= refine_rows
 
 
