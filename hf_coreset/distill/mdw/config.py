@@ -49,8 +49,11 @@ class MDWConfig:
         max_start_epoch: latest start checkpoint (default: the last one that has a target).
         synthetic_batch_size: synthetic pairs per student step (None: min(128, num_pairs), as the
             benchmark's training).
+        starting_pairs: how the real pairs the synthetic ones start from are chosen among the likely-clean pairs:
+            ``"cast"`` (CAST's picks; each likely-clean pair joins the pick it is most similar to) or
+            ``"kmeans"`` (the medoids of a clean-probability-weighted k-means).
         blend: start each synthetic pair at the clean-probability-weighted mean of its cluster of pairs
-            (False: at the cluster's medoid, a real pair).
+            (False: at the cluster's starting pair, a real pair).
         rank: width of the factors ``L``, ``R`` of ``P = diag(a) + L R^T``.
         correspondence_scale: P starts as this times the experts' cosine similarity of the synthetic images
             and texts (rank-``rank`` approximation, exact diagonal); 0 starts it at ``diag_init`` times the
@@ -85,6 +88,7 @@ class MDWConfig:
     synthetic_steps: int | None = 10
     max_start_epoch: int | None = None
     synthetic_batch_size: int | None = None
+    starting_pairs: str = "cast"
     blend: bool = True
     rank: int = 32
     correspondence_scale: float = 10.0
@@ -114,6 +118,7 @@ class MDWConfig:
             if getattr(self, name) is not None:
                 check_positive(name, getattr(self, name))
         check_choice("heads", self.heads, ("mlp", "linear"))
+        check_choice("starting_pairs", self.starting_pairs, ("cast", "kmeans"))
         if not 0.0 < self.clean_threshold < 1.0 or not 0.0 <= self.cam_floor <= 1.0:
             raise CoresetInputError("clean_threshold must be in (0, 1) and cam_floor in [0, 1].")
         if self.expert_epochs > self.checkpoints - 1:

@@ -2,10 +2,12 @@
 
 Steps (each one measured on Open Clip Art, ``benchmarks/results/distill_*``):
 
-1. **Starting pairs.** The likely-clean pairs (clean probability >= ``clean_threshold``) are clustered into
-   ``num_pairs`` groups by k-means on the concatenated, per-modality L2-normalised image and text vectors, each
-   pair weighted by its clean probability. Each cluster's medoid (the member closest to its centre) is a real
-   starting pair (``source_row``).
+1. **Starting pairs.** ``num_pairs`` real pairs (``source_row``) are chosen among the likely-clean ones (clean
+   probability >= ``clean_threshold``) by CAST (``starting_pairs="cast"``, the best selector in
+   ``benchmarks/results/distill_*``), which represents every pair of the pool; each likely-clean pair joins the
+   starting pair it is most similar to (cosine of the concatenated, per-modality L2-normalised image and text
+   vectors). ``starting_pairs="kmeans"``: weighted k-means on those vectors instead (each pair weighted by its
+   clean probability), each cluster's medoid (the member closest to its centre) the starting pair.
 2. **Representation blending.** Each synthetic pair starts at its cluster's clean-probability-weighted mean
    image vector and mean text embedding (``blend=False`` keeps the medoid). A mean over a group of matched pairs
    keeps what the group's pairs share and averages out what only one of them has, so a model trained on the
@@ -46,7 +48,9 @@ from datasets.utils.tqdm import tqdm
 from sklearn.cluster import KMeans
 from torch import nn
 
+from ...methods.cast import CASTConfig, CASTSelector
 from ...proxies import info_nce
+from ...selector import FeatureSet
 from ...vectors import l2_normalize
 from ..result import DistillationResult, attach_distillation
 from .config import MDWConfig
@@ -97,11 +101,13 @@ class Checkpoint:
 
 
 def starting_clusters(images: torch.Tensor, texts: torch.Tensor, probability: np.ndarray, num_pairs: int,
-                      threshold: float, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Cluster the likely-clean pairs into ``num_pairs`` groups (weighted k-means, see the module docstring).
+                      threshold: float, seed: int, method: str = "cast") -> tuple[np.ndarray, np.ndarray, int]:
+    """Group the likely-clean pairs into ``num_pairs`` clusters around real starting pairs (``method`` "cast"
+    or "kmeans", see the module docstring).
 
     Rows below ``threshold`` stay out (label -1) unless fewer than ``num_pairs`` rows reach it; then the most
-    probable of the others join. Returns ``(labels, medoid rows, number of rows deemed clean)``.
+    probable of the others join. Returns ``(labels, starting rows, number of rows deemed clean)``; starting row
+    ``c`` is a member of cluster ``c``.
     """
     clean = np.flatnonzero(probability >= threshold)
     members = clean
@@ -109,15 +115,34 @@ def starting_clusters(images: torch.Tensor, texts: torch.Tensor, probability: np
         others = np.setdiff1d(np.arange(len(probability)), clean)
         most_probable = others[np.argsort(-probability[others], kind="stable")[:num_pairs - len(clean)]]
         members = np.sort(np.r_[clean, most_probable])
-    joint = np.hstack([l2_normalize(images.reshape(len(images), -1).numpy().astype(np.float64)),
-                       l2_normalize(texts.numpy().astype(np.float64))])[members]
-    kmeans = KMeans(n_clusters=num_pairs, n_init=1, random_state=seed).fit(joint, sample_weight=probability[members])
+    flat_images = images.reshape(len(images), -1).numpy()
+    joint = np.hstack([l2_normalize(flat_images.astype(np.float64)), l2_normalize(texts.numpy().astype(np.float64))])
     labels = np.full(len(probability), -1)
+    if method == "cast":
+        starts = _cast_picks(flat_images, texts.numpy(), members, num_pairs, seed)
+        labels[members] = _most_similar(joint[members], joint[starts])
+        labels[starts] = np.arange(num_pairs)  # a duplicate of a start may claim it first: each start leads its own
+        return labels, starts, len(clean)
+    kmeans = KMeans(n_clusters=num_pairs, n_init=1, random_state=seed).fit(joint[members],
+                                                                          sample_weight=probability[members])
     labels[members] = kmeans.labels_
-    closeness = np.einsum("nd,nd->n", joint, kmeans.cluster_centers_[kmeans.labels_])
+    closeness = np.einsum("nd,nd->n", joint[members], kmeans.cluster_centers_[kmeans.labels_])
     medoids = np.array([members[kmeans.labels_ == c][np.argmax(closeness[kmeans.labels_ == c])]
                         for c in range(num_pairs)])
     return labels, medoids, len(clean)
+
+
+def _cast_picks(images: np.ndarray, texts: np.ndarray, candidates: np.ndarray, num_pairs: int,
+                seed: int) -> np.ndarray:
+    """CAST's ``num_pairs`` picks among ``candidates``, every row of the pool counted as one to represent."""
+    blocks = {"image": images.astype(np.float32, copy=False), "text": texts.astype(np.float32, copy=False)}
+    features = FeatureSet(len(images), blocks, candidates=candidates)
+    return np.asarray(CASTSelector(CASTConfig(seed=seed)).fit(features, num_pairs).indices_)
+
+
+def _most_similar(rows: np.ndarray, starts: np.ndarray, block: int = 4096) -> np.ndarray:
+    """For each row (unit vectors), the position of its most similar start; ``block`` rows at a time."""
+    return np.concatenate([np.argmax(rows[i : i + block] @ starts.T, axis=1) for i in range(0, len(rows), block)])
 
 
 def blended_pairs(images: torch.Tensor, texts: torch.Tensor, probability: np.ndarray,
@@ -194,16 +219,16 @@ def init_synthetic(images: torch.Tensor, texts: torch.Tensor, probability: np.nd
                    config: MDWConfig) -> tuple[SyntheticSet, int]:
     """Steps 1-2: the starting synthetic set (P still the identity-like default); returns it and the number
     of rows deemed clean."""
-    labels, medoids, n_clean = starting_clusters(images, texts, probability, num_pairs, config.clean_threshold,
-                                                 config.seed)
+    labels, starts, n_clean = starting_clusters(images, texts, probability, num_pairs, config.clean_threshold,
+                                                config.seed, config.starting_pairs)
     if config.blend:
         start_images, start_texts = blended_pairs(images, texts, probability, labels)
     else:
-        start_images, start_texts = images[torch.as_tensor(medoids)], texts[torch.as_tensor(medoids)]
+        start_images, start_texts = images[torch.as_tensor(starts)], texts[torch.as_tensor(starts)]
     synthetic = SyntheticSet(
         images=nn.Parameter(start_images.clone()), texts=nn.Parameter(start_texts.clone()),
         correspondence=LowRankCorrespondence(num_pairs, config.rank, config.diag_init, seed=config.seed),
-        source_rows=medoids, cluster_sizes=np.bincount(labels[labels >= 0], minlength=num_pairs),
+        source_rows=starts, cluster_sizes=np.bincount(labels[labels >= 0], minlength=num_pairs),
         log_student_lr=nn.Parameter(torch.tensor(float(np.log(config.proxy_lr)))))
     return synthetic, n_clean
 
