@@ -256,7 +256,7 @@ def test_cast_starting_pairs_are_casts_picks_among_the_clean_rows_and_rows_join_
         noisy_pairs, noisy_probability):
     images, texts = np.asarray(noisy_pairs["img"], dtype=np.float32), np.asarray(noisy_pairs["txt"], dtype=np.float32)
     labels, starts, _ = mdw_distill.starting_clusters(torch.tensor(images), torch.tensor(texts), noisy_probability,
-                                                      20, 0.5, seed=0)
+                                                      20, 0.5, 0, "cast")
     clean = np.flatnonzero(noisy_probability >= 0.5)
     features = FeatureSet(len(images), {"image": images, "text": texts}, candidates=clean)
     np.testing.assert_array_equal(starts, CASTSelector(CASTConfig(seed=0)).fit(features, 20).indices_)
@@ -368,9 +368,7 @@ def test_distilled_set_starts_from_pairs_deemed_clean(noisy_pairs, noisy_probabi
     rows = np.asarray(distilled["source_row"])
     assert len(set(rows.tolist())) == 24
     assert np.all(noisy_probability[rows] >= 0.5)
-    # The pool has 30 % mismatched, the rows deemed clean 8 %; CAST's picks among them: 4 of 24 here (k-means
-    # medoids: 2). On Open Clip Art with 50 % noise CAST's 500 starts hold 54 mismatched, the medoids 76.
-    assert np.asarray(noisy_pairs["is_mismatched"])[rows].mean() < 0.2
+    assert np.asarray(noisy_pairs["is_mismatched"])[rows].mean() < 0.15  # measured 8 %; the pool has 30 %
     sizes = np.asarray(distilled["cluster_size"])
     assert sizes.min() >= 1 and sizes.sum() == int((noisy_probability >= 0.5).sum())
 

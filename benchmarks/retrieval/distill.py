@@ -11,7 +11,7 @@ estimated once (``add_clean_probability``, its CPU time reported on its own), an
   with ``hf_coreset.select_coreset(..., embedding_columns=[...])``;
 * ``mdw``: ``hf_coreset.distill.distill(method="mdw")`` with the default ``MDWConfig``, reading the clean
   probability column, learns N synthetic pairs and their correspondence P;
-* ``mdw-init``: the N real pairs MDW starts from (by default CAST's picks among the likely-clean pairs);
+* ``mdw-init``: the N real pairs MDW starts from (by default the medoids of its clusters of likely-clean pairs);
 * ``mdw-blend`` (ablation): the cluster means MDW starts from, with P the identity (``correspondence_scale=0``,
   ``iterations=0``): what the representation blending alone gives;
 * ``mdw-nomatch`` (ablation): the cluster means with P from the experts, no trajectory matching

@@ -2,16 +2,16 @@
 
 Steps (each one measured on Open Clip Art, ``benchmarks/results/distill_*``):
 
-1. **Starting pairs.** ``num_pairs`` real pairs (``source_row``) are chosen among the likely-clean ones (clean
-   probability >= ``clean_threshold``) by CAST (``starting_pairs="cast"``, the best selector in
-   ``benchmarks/results/distill_*``), which represents every pair of the pool; each likely-clean pair joins the
-   starting pair it is most similar to (cosine of the concatenated, per-modality L2-normalised image and text
-   vectors). ``starting_pairs="kmeans"``: weighted k-means on those vectors instead (each pair weighted by its
-   clean probability), each cluster's medoid (the member closest to its centre) the starting pair.
+1. **Starting pairs.** The likely-clean pairs (clean probability >= ``clean_threshold``) are clustered into
+   ``num_pairs`` groups by k-means on the concatenated, per-modality L2-normalised image and text vectors, each
+   pair weighted by its clean probability. Each cluster's medoid (the member closest to its centre) is a real
+   starting pair (``source_row``). ``starting_pairs="cast"``: CAST picks the starting pairs among the
+   likely-clean ones instead (representing every pair of the pool) and each likely-clean pair joins the pick it
+   is most similar to (measured, not better: see ``MDWConfig.starting_pairs``).
 2. **Representation blending.** Each synthetic pair starts at its cluster's clean-probability-weighted mean
-   image vector and mean text embedding (``blend=False`` keeps the medoid). A mean over a group of matched pairs
-   keeps what the group's pairs share and averages out what only one of them has, so a model trained on the
-   means learns the cross-modal map rather than N particular pairs.
+   image vector and mean text embedding (``blend=False`` keeps the starting pair). A mean over a group of
+   matched pairs keeps what the group's pairs share and averages out what only one of them has, so a model
+   trained on the means learns the cross-modal map rather than N particular pairs.
 3. **Experts and the learned correspondence.** ``expert_tracks`` proxies start from ONE shared initialisation
    and train on the whole pool (AdamW, as the benchmark's heads; pairs drawn in proportion to their clean
    probability), each in its own data order. Their checkpoints are averaged: the tracks stay in the same basin,
@@ -101,9 +101,9 @@ class Checkpoint:
 
 
 def starting_clusters(images: torch.Tensor, texts: torch.Tensor, probability: np.ndarray, num_pairs: int,
-                      threshold: float, seed: int, method: str = "cast") -> tuple[np.ndarray, np.ndarray, int]:
-    """Group the likely-clean pairs into ``num_pairs`` clusters around real starting pairs (``method`` "cast"
-    or "kmeans", see the module docstring).
+                      threshold: float, seed: int, method: str = "kmeans") -> tuple[np.ndarray, np.ndarray, int]:
+    """Group the likely-clean pairs into ``num_pairs`` clusters around real starting pairs (``method``
+    "kmeans" or "cast", see the module docstring).
 
     Rows below ``threshold`` stay out (label -1) unless fewer than ``num_pairs`` rows reach it; then the most
     probable of the others join. Returns ``(labels, starting rows, number of rows deemed clean)``; starting row
