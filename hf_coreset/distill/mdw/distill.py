@@ -116,17 +116,17 @@ def starting_clusters(images: torch.Tensor, texts: torch.Tensor, probability: np
         most_probable = others[np.argsort(-probability[others], kind="stable")[:num_pairs - len(clean)]]
         members = np.sort(np.r_[clean, most_probable])
     flat_images = images.reshape(len(images), -1).numpy()
-    joint = np.hstack([l2_normalize(flat_images.astype(np.float64)), l2_normalize(texts.numpy().astype(np.float64))])
+    joint = np.hstack([l2_normalize(flat_images[members].astype(np.float64)),
+                       l2_normalize(texts.numpy()[members].astype(np.float64))])  # the members' rows only
     labels = np.full(len(probability), -1)
     if method == "cast":
         starts = _cast_picks(flat_images, texts.numpy(), members, num_pairs, seed)
-        labels[members] = _most_similar(joint[members], joint[starts])
+        labels[members] = _most_similar(joint, joint[np.searchsorted(members, starts)])
         labels[starts] = np.arange(num_pairs)  # a duplicate of a start may claim it first: each start leads its own
         return labels, starts, len(clean)
-    kmeans = KMeans(n_clusters=num_pairs, n_init=1, random_state=seed).fit(joint[members],
-                                                                          sample_weight=probability[members])
+    kmeans = KMeans(n_clusters=num_pairs, n_init=1, random_state=seed).fit(joint, sample_weight=probability[members])
     labels[members] = kmeans.labels_
-    closeness = np.einsum("nd,nd->n", joint[members], kmeans.cluster_centers_[kmeans.labels_])
+    closeness = np.einsum("nd,nd->n", joint, kmeans.cluster_centers_[kmeans.labels_])
     medoids = np.array([members[kmeans.labels_ == c][np.argmax(closeness[kmeans.labels_ == c])]
                         for c in range(num_pairs)])
     return labels, medoids, len(clean)
