@@ -274,12 +274,17 @@ def merge() -> None:
     print(text)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that name a chunk of the grid: dataset, caption noise, sizes N and seeds."""
     parser.add_argument("--dataset", default="openclipart", choices=sorted(LOADERS))
     parser.add_argument("--noise", type=float, default=0.0)
     parser.add_argument("--sizes", nargs="+", type=int, default=[100, 200, 500])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_cell_arguments(parser)
     parser.add_argument("--selectors", nargs="+", default=list(SELECTORS))
     parser.add_argument("--steps", type=int, default=500, help="training steps of the heads")
     parser.add_argument("--match-iterations", type=int, default=0,
