@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -93,6 +95,24 @@ def test_approximate_knn_with_projection_has_high_recall():
     idx, _, used = knn(x, 10, index="hnswlib", search_dims=32)
     assert used == "hnswlib+pca32"
     assert recall_at_k(idx, exact_knn(x, 10)[0]) > 0.9
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_hnswlib_neighbours_do_not_depend_on_the_number_of_threads(monkeypatch, threads):
+    """Same seed, same neighbours, on any machine: the index is built in one thread (a parallel insertion
+    order changes the graph), only the queries use every core."""
+    pytest.importorskip("hnswlib")
+    knn_module = importlib.import_module("hf_coreset.graph.knn")  # hf_coreset.graph.knn is also a function
+
+    rng = np.random.default_rng(3)
+    x = _unit(rng.normal(size=(30, 32))[rng.integers(30, size=6000)] + 0.8 * rng.normal(size=(6000, 32)))
+    monkeypatch.setattr(knn_module, "_threads", lambda: 1)
+    one_thread = knn_module.approximate_knn(x.astype(np.float32), 10, seed=0)
+    monkeypatch.setattr(knn_module, "_threads", lambda: threads)
+    for _ in range(3):  # a thread-dependent build differs in some of these
+        many_threads = knn_module.approximate_knn(x.astype(np.float32), 10, seed=0)
+        np.testing.assert_array_equal(many_threads[0], one_thread[0])
+        np.testing.assert_array_equal(many_threads[1], one_thread[1])
 
 
 def test_diffusion_operator_is_symmetric_with_spectrum_in_unit_interval(small_t):

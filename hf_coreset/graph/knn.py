@@ -9,6 +9,8 @@ compiles with numba for 90-120 s in every new process and pulls numba + llvmlite
 projection used here the gap closes (25k rows: pynndescent 10.1 s, hnswlib 11.5 s with M=16 and
 ef_construction=100, and hnswlib 3x faster again with the M=12 / 48 kept below at the same recall), so
 the light, compile-free hnswlib is the default; faiss and pynndescent remain available with ``index=``.
+The hnswlib graph is built in one thread, so its neighbours are the same on every machine for a seed; faiss
+and pynndescent build with every core and may differ between runs.
 """
 
 from __future__ import annotations
@@ -113,8 +115,12 @@ def _hnswlib(x: np.ndarray, k: int, ef: int, seed: int):
         raise ImportError("index='hnswlib' needs hnswlib: pip install hnswlib") from err
     index = hnswlib.Index(space="ip", dim=x.shape[1])
     index.init_index(max_elements=len(x), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M, random_seed=seed)
-    index.set_num_threads(_threads())
+    # Built in one thread: parallel insertion links rows in an order that depends on the threads' timing, so
+    # the graph (and the neighbours) would differ between runs and machines. Queries do not change the
+    # graph and use every core. (200,000 rows of 128-d: build 22 s in one thread, 12 s in two.)
+    index.set_num_threads(1)
     index.add_items(x, np.arange(len(x)))
+    index.set_num_threads(_threads())
     index.set_ef(max(ef, k))
     labels, distances = index.knn_query(x, k=k)
     return labels, 1.0 - distances  # hnswlib's "ip" space returns 1 - <x, y>
