@@ -39,19 +39,25 @@ def scored_pool(train: dict, noise: float, seed: int):
     return pool.map(CleanProbability(probability), with_indices=True, batched=True), texts
 
 
-def distilled_score(scored, size: int, seed: int, test, options: dict, training_seed: int | None = None) -> float:
-    small = distill(scored, "mdw", size, **COLUMNS, seed=seed, show_progress=False,
-                    clean_probability_column="clean_probability", **options)
-    model = train_on_distilled(small, steps=500, seed=seed if training_seed is None else training_seed)
-    return retrieval_scores(model, test)["r_mean"]
+def distilled(scored, size: int, seed: int, options: dict):
+    """MDW's ``size`` pairs of a scored pool, with the default config changed by ``options``."""
+    return distill(scored, "mdw", size, **COLUMNS, seed=seed, show_progress=False,
+                   clean_probability_column="clean_probability", **options)
 
 
-def committed(dataset: str, noise: float, size: int, method: str) -> dict[int, float]:
-    """r_mean per seed of ``method`` in the committed grid's cell (empty when the cell is not there)."""
+def distilled_score(small, test, training_seed: int) -> float:
+    """r_mean of heads trained on a distilled set, as the grid trains them."""
+    return retrieval_scores(train_on_distilled(small, steps=500, seed=training_seed), test)["r_mean"]
+
+
+def committed(dataset: str, noise: float) -> dict[tuple[int, str], dict[int, float]]:
+    """r_mean per seed of every (N, method) in the committed grid at ``noise`` (empty without the file)."""
     path = RESULTS / f"distill_{dataset}.json"
-    runs = json.loads(path.read_text())["runs"] if path.exists() else []
-    return {r["seed"]: r["r_mean"] for r in runs
-            if (r["noise"], r["pairs"], r["method"]) == (noise, size, method)}
+    cells: dict[tuple[int, str], dict[int, float]] = {}
+    for r in json.loads(path.read_text())["runs"] if path.exists() else []:
+        if r["noise"] == noise:
+            cells.setdefault((r["pairs"], r["method"]), {})[r["seed"]] = r["r_mean"]
+    return cells
 
 
 def compare_options(args, train, test) -> None:
@@ -60,12 +66,13 @@ def compare_options(args, train, test) -> None:
     for seed in args.seeds:
         scored, _ = scored_pool(train, args.noise, seed)
         for size in args.sizes:
-            scores[size][seed] = distilled_score(scored, size, seed, test, options)
+            scores[size][seed] = distilled_score(distilled(scored, size, seed, options), test, seed)
             print(f"  N={size} seed={seed}: {scores[size][seed]:.2f}", flush=True)
     print(f"\n{args.dataset}, noise {args.noise:.0%}, options {options}\n")
     print("| N | seed | variant | committed mdw | committed cast |\n|---:|---:|---:|---:|---:|")
+    saved = committed(args.dataset, args.noise)
     for size in args.sizes:
-        grid = {m: committed(args.dataset, args.noise, size, m) for m in ("mdw", "cast")}
+        grid = {m: saved.get((size, m), {}) for m in ("mdw", "cast")}
         for seed in args.seeds:
             cells = [f"{grid[m][seed]:.2f}" if seed in grid[m] else "" for m in ("mdw", "cast")]
             print(f"| {size} | {seed} | {scores[size][seed]:.2f} | {' | '.join(cells)} |")
@@ -84,13 +91,13 @@ def training_spread(args, train, test) -> None:
                                          show_progress=False)
         rows = hf_coreset.get_selection_result(core).indices
         seeds = range(args.training_seeds)
-        small = distill(scored, "mdw", size, **COLUMNS, seed=0, show_progress=False,
-                        clean_probability_column="clean_probability", **json.loads(args.options))
-        mdw = [retrieval_scores(train_on_distilled(small, steps=500, seed=s), test)["r_mean"] for s in seeds]
-        cast = [train_and_score("dual_encoder", pairs, rows, test, steps=500, seed=s)["r_mean"] for s in seeds]
+        small = distilled(scored, size, 0, json.loads(args.options))
+        spread = {"mdw": [distilled_score(small, test, s) for s in seeds],
+                  "cast": [train_and_score("dual_encoder", pairs, rows, test, steps=500, seed=s)["r_mean"]
+                           for s in seeds]}
         print(f"{args.dataset}, noise {args.noise:.0%}, N={size}, pool seed 0, {args.training_seeds} training seeds: "
-              f"mdw {summary_of(mdw)[0]:.2f} ± {summary_of(mdw)[1]:.2f} {np.round(mdw, 2).tolist()}, "
-              f"cast {summary_of(cast)[0]:.2f} ± {summary_of(cast)[1]:.2f} {np.round(cast, 2).tolist()}", flush=True)
+              + ", ".join(f"{name} {summary_of(v)[0]:.2f} ± {summary_of(v)[1]:.2f} {np.round(v, 2).tolist()}"
+                          for name, v in spread.items()), flush=True)
 
 
 def main(argv=None) -> None:
