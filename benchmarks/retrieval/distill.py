@@ -2,6 +2,7 @@
 
     python -m benchmarks.retrieval.distill --dataset openclipart --noise 0.5          # one chunk: 3 seeds x 3 N
     python -m benchmarks.retrieval.distill --merge                                    # tables + plots of all chunks
+    python -m benchmarks.retrieval.distill --dataset fashion_mnist --selectors cast --selectors-only  # re-run one
 
 For one dataset and one caption-noise level per run (a chunk, ~20 minutes on a shared 2-core machine), for
 every seed the training pairs get permuted captions (``hf_coreset.noise``), MDW's clean probability is
@@ -86,9 +87,10 @@ def run_chunk(args) -> list[dict]:
     for seed in args.seeds:
         pool, texts, mismatched = noisy_pool(train, args.noise, seed)
         pairs = ProxyData({"image": train["image"], "text": texts})
-        probability, estimate_cpu_s = timed(estimate_clean_probability, pool, "img_emb", "txt_emb", seed=seed,
-                                            show_progress=False)
-        scored = pool.map(CleanProbability(probability), with_indices=True, batched=True)
+        if not args.selectors_only:
+            probability, estimate_cpu_s = timed(estimate_clean_probability, pool, "img_emb", "txt_emb", seed=seed,
+                                                show_progress=False)
+            scored = pool.map(CleanProbability(probability), with_indices=True, batched=True)
         for size in args.sizes:
             setting = {"dataset": args.dataset, "noise": args.noise, "seed": seed, "pairs": size}
             for method in args.selectors:
@@ -99,7 +101,8 @@ def run_chunk(args) -> list[dict]:
                                             seed=seed)
                 runs.append(record(setting, method, scores, cpu_s=cpu_s, train_cpu_s=train_cpu_s,
                                    mismatched=int(mismatched[rows].sum())))
-            runs += run_mdw_arms(scored, pairs, test, mismatched, setting, estimate_cpu_s, args)
+            if not args.selectors_only:
+                runs += run_mdw_arms(scored, pairs, test, mismatched, setting, estimate_cpu_s, args)
     return runs
 
 
@@ -289,21 +292,31 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=500, help="training steps of the heads")
     parser.add_argument("--match-iterations", type=int, default=0,
                         help="also run the mdw-match ablation with this many matching iterations")
+    parser.add_argument("--selectors-only", action="store_true",
+                        help="run only --selectors and replace their runs in the chunk already saved for these "
+                             "options (e.g. one selector re-run after a change); the chunk keeps its MDW runs")
     parser.add_argument("--merge", action="store_true", help="merge the chunks into tables and plots, no training")
     args = parser.parse_args(argv)
     if args.merge:
         merge()
         return
+    seeds = "-".join(str(seed) for seed in args.seeds)
+    path = CHUNKS / f"{args.dataset}_noise{round(100 * args.noise)}_n{'-'.join(map(str, args.sizes))}_seeds{seeds}.json"
+    if args.selectors_only and not path.exists():
+        parser.error(f"--selectors-only replaces runs in {path}, which does not exist: run the whole chunk first.")
     torch.set_num_threads(1)  # CPU times comparable across methods; 2 threads on 2 shared cores only contend
     started = time.perf_counter()
     with threadpool_limits(1):  # k-means and BLAS: OpenMP threads spin on an oversubscribed machine
         runs = run_chunk(args)
     command = "python -m benchmarks.retrieval.distill " + " ".join(argv if argv is not None else sys.argv[1:])
     CHUNKS.mkdir(parents=True, exist_ok=True)
-    seeds = "-".join(str(seed) for seed in args.seeds)
-    path = CHUNKS / f"{args.dataset}_noise{round(100 * args.noise)}_n{'-'.join(map(str, args.sizes))}_seeds{seeds}.json"
-    path.write_text(json.dumps({"command": command.strip(), "wall_s": time.perf_counter() - started,
-                                "runs": runs}, indent=1))
+    saved = {"command": command.strip(), "wall_s": time.perf_counter() - started, "runs": runs}
+    if args.selectors_only:  # the chunk as saved, with these (seed, N, method) runs replaced and the command added
+        earlier = json.loads(path.read_text())
+        new_cells = {(r["seed"], r["pairs"], r["method"]) for r in runs}
+        kept = [r for r in earlier["runs"] if (r["seed"], r["pairs"], r["method"]) not in new_cells]
+        saved = {**earlier, "command": f"{earlier['command']} ; {saved['command']}", "runs": kept + runs}
+    path.write_text(json.dumps(saved, indent=1))
     print(f"{len(runs)} runs in {time.perf_counter() - started:.0f} s -> {path}")
 
 
