@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from hf_coreset.graph.facility_location import facility_location_greedy
 from hf_coreset.graph.fusion import (
+    collapse_scores,
     fuse_graphs,
     fused_similarity,
     modality_graph,
@@ -356,3 +357,12 @@ def test_top_k_per_row_equals_sorting_every_row_ties_by_column(k):
     keep = (np.arange(len(rows)) - np.searchsorted(rows, rows)) < k
     reference = sp.csr_matrix((data[keep], (rows[keep], cols[keep])), shape=m.shape)
     assert (top_k_per_row(m, k, max_cells=300) != reference).nnz == 0
+
+
+def test_rows_of_exact_duplicates_are_collapsed_whatever_their_float32_rounding():
+    # Four rows whose neighbours are all exact duplicates: float32 sums leave a contrast of 0 or of 1e-7
+    # depending on the summation order. Both are "no contrast"; before, the median was itself 5e-8 and the
+    # rows with 1e-7 scored 0 (uncollapsed).
+    sims = np.array([[1.0, 1.0], [1.0, 1.0 - 1e-7], [1.0, 1.0], [1.0, 1.0 - 1e-7]])
+    neighbours = np.array([[1, 2], [2, 3], [3, 0], [0, 1]])  # every row in two lists: no hubness
+    assert collapse_scores(sims, neighbours, 4).tolist() == [1.0, 1.0, 1.0, 1.0]
