@@ -185,6 +185,7 @@ def test_select_coreset_with_engine_ray_returns_the_subset(pool):
         ({"method": "kcenter", "num_bins": 3}, "Unknown option"),
         ({"method": "cast", "refine_rows": -1}, "refine_rows must be a non-negative int"),
         ({"method": "cast", "max_retries": True}, "max_retries must be a non-negative int, got True"),
+        ({"method": "cast", "one_task_when_it_fits": "no"}, "one_task_when_it_fits must be True or False, got 'no'"),
     ],
 )
 def test_bad_options_fail_before_any_task(pool, kwargs, match):
@@ -331,6 +332,12 @@ def test_a_pool_that_fits_refine_rows_is_selected_in_one_task_as_in_one_process(
     partitioned = select_with_ray(data, method, 40, embedding_columns=COLUMNS, num_partitions=4, refine_rows=799,
                                   **SMALL)
     assert partitioned.provenance["engine"]["num_partitions"] == 4
+    # Asked to partition anyway, the second round represents the whole pool (GreeDi's two rounds).
+    forced = select_with_ray(data, method, 40, embedding_columns=COLUMNS, num_partitions=4,
+                             one_task_when_it_fits=False, **SMALL)
+    engine = forced.provenance["engine"]
+    assert (engine["strategy"], engine["num_partitions"], engine["merge"]) == ("partitioned", 4, "refine")
+    assert engine["round_reference_rows"] == 800 and len(np.unique(forced.indices)) == 40
     # Methods without a second round keep their partitions, whatever refine_rows.
     kcenter = select_with_ray(data, "kcenter", 40, embedding_columns=COLUMNS, num_partitions=4, **SMALL)
     assert kcenter.provenance["engine"]["strategy"] == "partitioned"

@@ -80,7 +80,8 @@ def round_reference_size(n_rows: int, budget: int, num_partitions: int, refine_r
     """Rows of the second round's reference: as many as ``refine_rows`` leaves beside the most proposals the
     partitions can make (``ceil(GAIN_OVERSAMPLE * budget) + num_partitions``, see :func:`proposal_counts`), at
     most the pool; 0 (no second round) when that is fewer than ``REFERENCE_ROWS_PER_PICK`` rows per pick. (The
-    engine does not partition a pool that fits ``refine_rows`` for the methods with a second round.)
+    engine does not partition a pool that fits ``refine_rows`` for the methods with a second round, unless told
+    to with ``one_task_when_it_fits=False``.)
 
     The larger the reference, the closer the round's objective is to the pool's: CAST on 100,000 synthetic
     pairs, 4 partitions, 1,000 picks, its objective on the one-process graph: 93.4 % of one process with the

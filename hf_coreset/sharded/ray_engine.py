@@ -106,6 +106,7 @@ def select_with_ray(
     rows_per_partition: int = 20_000,
     budget_split: str = "auto",
     refine_rows: int = REFINE_ROWS,
+    one_task_when_it_fits: bool = True,
     sample_size: int | None = None,
     shard_rows: int = 65_536,
     max_retries: int = 3,
@@ -138,6 +139,9 @@ def select_with_ray(
             with 0, the proposals with the highest gains are kept. More rows: a round closer to one process's
             objective, at the method's cost on that many rows. A pool of at most ``refine_rows`` rows is
             selected by these methods in one task, as in one process (no partitions).
+        one_task_when_it_fits: False partitions such a pool anyway, into ``num_partitions``: the second round
+            then represents the whole pool (GreeDi's two rounds exactly). It is never better than one task;
+            it is there to measure what partitions cost (docs/scaling.md).
         sample_size: rows the k-means is fitted on (default ``max(10_000, 50 * num_partitions)``).
         shard_rows: rows per shard of a ``Dataset`` (a parquet shard is one row group).
         max_retries: how often Ray reruns a task whose worker process died.
@@ -164,7 +168,7 @@ def select_with_ray(
     spec = get_method(method)
     config = spec.build_config(seed, method_options)
     _check_options(spec, config, num_workers, num_partitions, rows_per_partition, budget_split, sample_size,
-                   shard_rows, max_retries, refine_rows)
+                   shard_rows, max_retries, refine_rows, one_task_when_it_fits)
     max_retries, refine_rows = int(max_retries), int(refine_rows)  # numpy integers pass the check; Ray wants ints
     source = open_source(data, shard_rows)
     shards = source.shards()
@@ -188,7 +192,8 @@ def select_with_ray(
         if _is_scalselect(spec):
             indices, scores, diagnostics = _exact_leverage(tasks, source_ref, shards, columns, config, n_budget)
             engine.update(strategy="exact (covariance summed over shards, global top-M)", num_partitions=1)
-        elif _fits_one_task(spec, _resolve_budget_split(budget_split, spec), n_rows, refine_rows):
+        elif one_task_when_it_fits and _fits_one_task(spec, _resolve_budget_split(budget_split, spec), n_rows,
+                                                      refine_rows):
             (indices, scores, diagnostics), = tasks.map(
                 _select_pool, [(spec, config, n_budget, source_ref, shards, columns)], stage="select",
                 names=[f"the whole pool ({n_rows} rows, {n_budget} picks)"])
@@ -453,7 +458,7 @@ def _resolve_budget_split(budget_split: str, spec) -> str:
 def _fits_one_task(spec, budget_split: str, n_rows: int, refine_rows: int) -> bool:
     """Where the second round could hold the whole pool, it is the one-process selection over it, and the
     partitions could only have narrowed its candidates: select the pool in one task. (What forced partitions
-    cost on Open Clip Art is measured in docs/scaling.md: CAST at 5 %, 13.60 +- 0.12 vs 14.77 +- 0.14.)"""
+    cost, with and without that round, is measured in docs/scaling.md.)"""
     return budget_split == "gain" and spec.selector_class.picks_among_candidates and n_rows <= refine_rows
 
 
@@ -464,7 +469,7 @@ def _is_scalselect(spec) -> bool:
 
 
 def _check_options(spec, config, num_workers, num_partitions, rows_per_partition, budget_split, sample_size,
-                   shard_rows, max_retries, refine_rows) -> None:
+                   shard_rows, max_retries, refine_rows, one_task_when_it_fits) -> None:
     for name, value in (("num_workers", num_workers), ("num_partitions", num_partitions),
                         ("sample_size", sample_size)):
         if value is not None:
@@ -474,6 +479,8 @@ def _check_options(spec, config, num_workers, num_partitions, rows_per_partition
     check_non_negative("max_retries", max_retries)
     check_non_negative("refine_rows", refine_rows)
     check_choice("budget_split", budget_split, BUDGET_SPLIT_CHOICES)
+    if not isinstance(one_task_when_it_fits, (bool, np.bool_)):
+        raise CoresetInputError(f"one_task_when_it_fits must be True or False, got {one_task_when_it_fits!r}.")
     if budget_split == "gain" and not spec.selector_class.scores_are_marginal_gains:
         raise CoresetInputError(
             f'budget_split="gain" needs scores that are greedy marginal gains; method={spec.name!r} scores mean '
