@@ -195,15 +195,20 @@ def _cell(run: dict) -> tuple:
     return run["dataset"], run["noise"], run["method"], run["budget"], run["heads"], run["seed"]
 
 
+def with_runs_replaced(saved: dict, runs: list[dict], command: str, cell=_cell) -> dict:
+    """``saved`` (a results file's record) with its runs of the cells in ``runs`` replaced by them and
+    ``command`` appended to its commands; ``cell(run)`` names a run's cell."""
+    new_cells = {cell(run) for run in runs}
+    kept = [run for run in saved["runs"] if cell(run) not in new_cells]
+    return {**saved, "command": f"{saved['command']} ; {command}", "runs": kept + runs}
+
+
 def merge_into(path: Path, runs: list[dict], command: str) -> None:
     """Replace ``path``'s runs of the cells in ``runs`` (e.g. one method re-run after a change) and re-make its
     table and plot; the earlier commands stay in the record, this one is appended."""
-    saved = json.loads(path.read_text())
-    new_cells = {_cell(run) for run in runs}
-    merged = [run for run in saved["runs"] if _cell(run) not in new_cells] + runs
-    saved = {"command": f"{saved['command']} ; {command}", "runs": merged}
+    saved = with_runs_replaced(json.loads(path.read_text()), runs, command)
     path.write_text(json.dumps(saved, indent=1))
-    write_table_and_plot(path, saved["command"], merged)
+    write_table_and_plot(path, saved["command"], saved["runs"])
     print(f"merged {len(runs)} runs into {path}")
 
 

@@ -49,7 +49,7 @@ from hf_coreset.distill import (
 )
 from hf_coreset.evaluation import ProxyData, retrieval_scores, train_and_score
 
-from .__main__ import encode_splits, test_pairs
+from .__main__ import encode_splits, test_pairs, with_runs_replaced
 from .data import LOADERS, noisy_pool
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -312,10 +312,8 @@ def main(argv=None) -> None:
     CHUNKS.mkdir(parents=True, exist_ok=True)
     saved = {"command": command.strip(), "wall_s": time.perf_counter() - started, "runs": runs}
     if args.selectors_only:  # the chunk as saved, with these (seed, N, method) runs replaced and the command added
-        earlier = json.loads(path.read_text())
-        new_cells = {(r["seed"], r["pairs"], r["method"]) for r in runs}
-        kept = [r for r in earlier["runs"] if (r["seed"], r["pairs"], r["method"]) not in new_cells]
-        saved = {**earlier, "command": f"{earlier['command']} ; {saved['command']}", "runs": kept + runs}
+        saved = with_runs_replaced(json.loads(path.read_text()), runs, saved["command"],
+                                   cell=lambda r: (r["seed"], r["pairs"], r["method"]))
     path.write_text(json.dumps(saved, indent=1))
     print(f"{len(runs)} runs in {time.perf_counter() - started:.0f} s -> {path}")
 
