@@ -3,13 +3,19 @@
     python -m benchmarks.mdw_variants --dataset fashion_mnist --noise 0.5 --sizes 100 200 500 \\
         --options '{"lr_correspondence": 1e-9, "lr_student_lr": 1e-9}'
     python -m benchmarks.mdw_variants --dataset fashion_mnist --noise 0.5 --sizes 100 --training-seeds 5
+    python -m benchmarks.mdw_variants --dataset fashion_mnist --noise 0.5 --options '{"iterations": 0}' \\
+        --scales 3 5 10 20 30
 
 The first form distils each (seed, N) cell of ``benchmarks.retrieval.distill`` with ``MDWConfig`` options
 changed (the same pools, clean probabilities and training of the heads) and prints r_mean per seed beside the
 committed grid's ``mdw`` and ``cast`` for the same seed (``results/distill_<dataset>.json``; re-run the grid
 when the default changed since). The second form asks where a cell's seed-to-seed spread comes from: one
 distilled set and one CAST coreset of the seed-0 pool, each trained with ``--training-seeds`` seeds; the spread
-of those is the training's alone. Results are printed, not written: quote them with the command.
+of those is the training's alone. The third form asks how sharp P's soft targets should be: each (seed, N) set
+is distilled once and trained with P multiplied by each of ``--scales`` / ``correspondence_scale`` (with
+``iterations=0``, P is ``correspondence_scale`` times the experts' cosine similarity, so this equals distilling
+with ``correspondence_scale`` set to each scale, at one distillation's cost). Results are printed, not
+written: quote them with the command.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import hf_coreset
-from hf_coreset.distill import CleanProbability, distill, estimate_clean_probability, train_on_distilled
+from hf_coreset.distill import CleanProbability, MDWConfig, distill, estimate_clean_probability, train_on_distilled
+from hf_coreset.distill.mdw.distill import DIAG, LEFT, RIGHT
 from hf_coreset.evaluation import ProxyData, retrieval_scores, train_and_score
 
 from .retrieval.__main__ import test_pairs
@@ -83,6 +90,38 @@ def compare_options(args, train, test) -> None:
               + " | ".join(f"{m[0]:.2f} ± {m[1]:.2f}" if m else "" for m in means) + " |")
 
 
+def with_scaled_correspondence(small, factor: float):
+    """The distilled set with P multiplied by ``factor`` (diag times factor, each factor of L R^T times its root)."""
+    root = float(np.sqrt(factor))
+    return small.map(lambda batch: {
+        DIAG: (factor * np.asarray(batch[DIAG])).tolist(),
+        LEFT: (root * np.asarray(batch[LEFT])).tolist(),
+        RIGHT: (root * np.asarray(batch[RIGHT])).tolist()}, batched=True, load_from_cache_file=False)
+
+
+def compare_scales(args, train, test) -> None:
+    options = json.loads(args.options)
+    base = MDWConfig(**options).correspondence_scale
+    if base <= 0:
+        raise SystemExit("--scales rescales P, which needs correspondence_scale > 0 in --options.")
+    scores: dict[tuple[int, float], list[float]] = {}
+    for seed in args.seeds:
+        scored, _ = scored_pool(train, args.noise, seed)
+        for size in args.sizes:
+            small = distilled(scored, size, seed, options)
+            for scale in args.scales:
+                score = distilled_score(with_scaled_correspondence(small, scale / base), test, seed)
+                scores.setdefault((size, scale), []).append(score)
+                print(f"  N={size} seed={seed} scale={scale:g}: {score:.2f}", flush=True)
+    print(f"\n{args.dataset}, noise {args.noise:.0%}, options {options}, r_mean mean ± std over seeds {args.seeds} "
+          "(per seed in brackets)\n")
+    print("| N | " + " | ".join(f"scale {s:g}" for s in args.scales) + " |\n|---:|" + "---:|" * len(args.scales))
+    for size in args.sizes:
+        cells = [scores[(size, scale)] for scale in args.scales]
+        print(f"| {size} | " + " | ".join(f"{summary_of(v)[0]:.2f} ± {summary_of(v)[1]:.2f} {np.round(v, 2).tolist()}"
+                                        for v in cells) + " |")
+
+
 def training_spread(args, train, test) -> None:
     scored, texts = scored_pool(train, args.noise, 0)
     pairs = ProxyData({"image": train["image"], "text": texts})
@@ -106,12 +145,15 @@ def main(argv=None) -> None:
     parser.add_argument("--options", default="{}", help="MDWConfig options as JSON, e.g. '{\"clean_threshold\": 0.8}'")
     parser.add_argument("--training-seeds", type=int, default=0,
                         help="instead: train one distilled set and one CAST coreset (seed-0 pool) with this many seeds")
+    parser.add_argument("--scales", nargs="+", type=float, default=None,
+                        help="instead: train each distilled set with P rescaled to each of these correspondence scales")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # as the grid: one thread, CPU times comparable
     features = load_features(args.dataset)
     train, test = features["train"], test_pairs(features["test"])
     with threadpool_limits(1):
-        (training_spread if args.training_seeds else compare_options)(args, train, test)
+        mode = training_spread if args.training_seeds else compare_scales if args.scales else compare_options
+        mode(args, train, test)
 
 
 if __name__ == "__main__":

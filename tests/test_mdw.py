@@ -315,10 +315,29 @@ def test_correspondence_starts_from_the_expert_similarity():
     images, texts = torch.eye(4), torch.eye(4)[[0, 1, 3, 2]]
     expert.forward = lambda i, t: (i, t)  # an "expert" whose embeddings are its inputs
     expert.eval = lambda: expert
-    correspondence = mdw_distill.expert_correspondence(expert, images, texts, config)
+    correspondence, scale = mdw_distill.expert_correspondence(expert, images, texts, config)
     torch.testing.assert_close(correspondence.matrix(), 10.0 * images @ texts.T, atol=1e-5, rtol=1e-5)
-    identity_like = mdw_distill.expert_correspondence(expert, images, texts, MDWConfig(correspondence_scale=0))
+    assert scale == 10.0
+    identity_like, scale = mdw_distill.expert_correspondence(expert, images, texts, MDWConfig(correspondence_scale=0))
     torch.testing.assert_close(identity_like.targets()[0].diagonal(), torch.ones(4), atol=1e-3, rtol=0)
+    assert scale == 0.0
+
+
+def test_correspondence_std_sets_the_spread_of_p_whatever_the_similarity_spread():
+    expert = nn.Module()
+    expert.forward = lambda i, t: (torch.nn.functional.normalize(i, dim=1), torch.nn.functional.normalize(t, dim=1))
+    expert.eval = lambda: expert
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(6, 3, generator=generator)
+    texts = images + 0.3 * torch.randn(6, 3, generator=generator)
+    similarity = expert(images, texts)[0] @ expert(images, texts)[1].T
+    off_diagonal_std = float(similarity[~torch.eye(6, dtype=torch.bool)].std())
+    config = MDWConfig(correspondence_std=1.5, correspondence_scale=0.0, rank=6)  # the std wins over the scale
+    correspondence, scale = mdw_distill.expert_correspondence(expert, images, texts, config)
+    assert scale == pytest.approx(1.5 / off_diagonal_std)
+    matrix = correspondence.matrix().detach()
+    torch.testing.assert_close(matrix, scale * similarity, atol=1e-5, rtol=1e-5)
+    assert float(matrix[~torch.eye(6, dtype=torch.bool)].std()) == pytest.approx(1.5, rel=1e-4)
 
 
 # ----- distillation: the whole run ------------------------------------------------------------------------------
@@ -332,6 +351,18 @@ def test_distillation_objective_decreases(distilled):
     # starts and batches before and after the matching) compares like with like: measured 0.460 -> 0.343.
     assert result.diagnostics["objective_after"] < 0.85 * result.diagnostics["objective_before"]
     assert objective[-4:].mean() < 0.8 * objective[:4].mean()  # measured 0.46 -> 0.30
+
+
+def test_correspondence_std_is_the_scale_it_reports(noisy_pairs):
+    run = {"image_column": "img", "text_column": "txt", "seed": 0, "iterations": 0, **FAST, **SMALL}
+    spread = distill(noisy_pairs, "mdw", num_pairs=24, correspondence_std=1.0, **run)
+    scale = get_distillation_result(spread).diagnostics["correspondence_scale"]
+    assert scale > 0 and scale != 10.0
+    fixed = distill(noisy_pairs, "mdw", num_pairs=24, correspondence_scale=scale, **run)
+    assert get_distillation_result(fixed).diagnostics["correspondence_scale"] == scale
+    matrices = [rebuild_correspondence(d["correspondence_diag"], d["correspondence_left"], d["correspondence_right"])
+                for d in (spread, fixed)]
+    np.testing.assert_allclose(matrices[0], matrices[1], atol=1e-5)
 
 
 def test_matching_moves_the_synthetic_set_and_reports_how_far(noisy_pairs, distilled):
@@ -533,6 +564,8 @@ def test_bad_inputs_raise_the_projects_errors_with_the_fix(noisy_pairs):
         MDWConfig(expert_steps=30, checkpoint_every=10, expert_epochs=5)
     with pytest.raises(CoresetInputError, match="correspondence_scale must be >= 0"):
         MDWConfig(correspondence_scale=-1.0)
+    with pytest.raises(CoresetInputError, match="correspondence_std"):
+        MDWConfig(correspondence_std=0.0)
     with pytest.raises(CoresetInputError, match="synthetic_steps"):
         MDWConfig(synthetic_steps=0)
     with pytest.raises(CoresetInputError, match="starting_pairs"):

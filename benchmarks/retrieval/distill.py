@@ -3,6 +3,7 @@
     python -m benchmarks.retrieval.distill --dataset openclipart --noise 0.5          # one chunk: 3 seeds x 3 N
     python -m benchmarks.retrieval.distill --merge                                    # tables + plots of all chunks
     python -m benchmarks.retrieval.distill --dataset fashion_mnist --selectors cast --selectors-only  # re-run one
+    python -m benchmarks.retrieval.distill --dataset fashion_mnist --mdw-only   # re-run MDW's arms, selectors kept
 
 For one dataset and one caption-noise level per run (a chunk, ~20 minutes on a shared 2-core machine), for
 every seed the training pairs get permuted captions (``hf_coreset.noise``), MDW's clean probability is
@@ -295,15 +296,24 @@ def main(argv=None) -> None:
     parser.add_argument("--selectors-only", action="store_true",
                         help="run only --selectors and replace their runs in the chunk already saved for these "
                              "options (e.g. one selector re-run after a change); the chunk keeps its MDW runs")
+    parser.add_argument("--mdw-only", action="store_true",
+                        help="run only MDW's arms and replace their runs in the chunk already saved for these options "
+                             "(e.g. after an MDWConfig default changed); the chunk keeps its selectors' runs")
     parser.add_argument("--merge", action="store_true", help="merge the chunks into tables and plots, no training")
     args = parser.parse_args(argv)
+    if args.selectors_only and args.mdw_only:
+        parser.error("--selectors-only and --mdw-only exclude each other.")
+    if args.mdw_only:
+        args.selectors = []
     if args.merge:
         merge()
         return
     seeds = "-".join(str(seed) for seed in args.seeds)
     path = CHUNKS / f"{args.dataset}_noise{round(100 * args.noise)}_n{'-'.join(map(str, args.sizes))}_seeds{seeds}.json"
-    if args.selectors_only and not path.exists():
-        parser.error(f"--selectors-only replaces runs in {path}, which does not exist: run the whole chunk first.")
+    replacing = args.selectors_only or args.mdw_only
+    if replacing and not path.exists():
+        parser.error(f"--{'selectors' if args.selectors_only else 'mdw'}-only replaces runs in {path}, which does not "
+                     "exist: run the whole chunk first.")
     torch.set_num_threads(1)  # CPU times comparable across methods; 2 threads on 2 shared cores only contend
     started = time.perf_counter()
     with threadpool_limits(1):  # k-means and BLAS: OpenMP threads spin on an oversubscribed machine
@@ -311,7 +321,7 @@ def main(argv=None) -> None:
     command = "python -m benchmarks.retrieval.distill " + " ".join(argv if argv is not None else sys.argv[1:])
     CHUNKS.mkdir(parents=True, exist_ok=True)
     saved = {"command": command.strip(), "wall_s": time.perf_counter() - started, "runs": runs}
-    if args.selectors_only:  # the chunk as saved, with these (seed, N, method) runs replaced and the command added
+    if replacing:  # the chunk as saved, with these (seed, N, method) runs replaced and the command added
         saved = with_runs_replaced(json.loads(path.read_text()), runs, saved["command"],
                                    cell=lambda r: (r["seed"], r["pairs"], r["method"]))
     path.write_text(json.dumps(saved, indent=1))

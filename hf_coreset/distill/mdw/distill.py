@@ -204,15 +204,21 @@ def _flat_state(model: nn.Module, optimizer: torch.optim.Optimizer, name: str) -
 
 @torch.no_grad()
 def expert_correspondence(expert: nn.Module, images: torch.Tensor, texts: torch.Tensor,
-                          config: MDWConfig) -> LowRankCorrespondence:
-    """P's starting point: ``correspondence_scale`` times the expert's cosine similarity of the synthetic
-    images and texts, as ``diag(a) + L R^T`` (rank-``rank`` SVD, diagonal exact); ``diag_init`` times the
-    identity when the scale is 0."""
-    if config.correspondence_scale == 0:
-        return LowRankCorrespondence(len(images), config.rank, config.diag_init, seed=config.seed)
+                          config: MDWConfig) -> tuple[LowRankCorrespondence, float]:
+    """P's starting point and the scale used: the scale times the expert's cosine similarity of the synthetic
+    images and texts, as ``diag(a) + L R^T`` (rank-``rank`` SVD, diagonal exact). The scale is
+    ``correspondence_scale``, or ``correspondence_std`` over the standard deviation of the off-diagonal cosines;
+    P is ``diag_init`` times the identity (scale 0) when neither asks for the expert."""
+    if not config.uses_expert_correspondence:
+        return LowRankCorrespondence(len(images), config.rank, config.diag_init, seed=config.seed), 0.0
     expert.eval()
     image_out, text_out = expert(images, texts)
-    return LowRankCorrespondence.from_matrix(config.correspondence_scale * (image_out @ text_out.T), config.rank)
+    similarity = image_out @ text_out.T
+    scale = config.correspondence_scale
+    if config.correspondence_std is not None:
+        off_diagonal = similarity[~torch.eye(len(similarity), dtype=torch.bool)]
+        scale = config.correspondence_std / float(off_diagonal.std().clamp_min(1e-6))
+    return LowRankCorrespondence.from_matrix(scale * similarity, config.rank), float(scale)
 
 
 def init_synthetic(images: torch.Tensor, texts: torch.Tensor, probability: np.ndarray, num_pairs: int,
@@ -343,11 +349,12 @@ def distill_pairs(images: torch.Tensor, texts: torch.Tensor, num_pairs: int, con
     synthetic, n_clean = init_synthetic(images, texts, clean_probability, num_pairs, config)
     clock.lap("starting_pairs")
     objectives = []
-    if config.iterations > 0 or config.correspondence_scale > 0:  # else the blended pairs are the result
+    scale = 0.0
+    if config.iterations > 0 or config.uses_expert_correspondence:  # else the blended pairs are the result
         expert, trajectory = train_experts(images, texts, clean_probability, config, image_network=image_network,
                                            keep_trajectory=config.iterations > 0)
-        synthetic.correspondence = expert_correspondence(expert, synthetic.images.detach(),
-                                                         synthetic.texts.detach(), config)
+        synthetic.correspondence, scale = expert_correspondence(expert, synthetic.images.detach(),
+                                                                synthetic.texts.detach(), config)
         clock.lap("experts")
         starting_images, starting_texts = synthetic.images.detach().clone(), synthetic.texts.detach().clone()
         before = held_objective(synthetic, expert, trajectory, config) if config.iterations > 0 else None
@@ -361,7 +368,8 @@ def distill_pairs(images: torch.Tensor, texts: torch.Tensor, num_pairs: int, con
         shift = {"images": 0.0, "texts": 0.0}
     clock.lap("matching")
     return synthetic, objectives, {"deemed_clean": n_clean, "timings": clock.timings(), "matching_shift": shift,
-                                   "objective_before": before, "objective_after": after}
+                                   "objective_before": before, "objective_after": after,
+                                   "correspondence_scale": scale}
 
 
 def held_objective(synthetic: SyntheticSet, proxy: nn.Module, trajectory: list[Checkpoint], config: MDWConfig,

@@ -34,6 +34,7 @@ def run_mdw(dataset: datasets.Dataset, num_pairs: int, config: MDWConfig, *, spa
         diagnostics={"deemed_clean": diagnostics["deemed_clean"], "matching_shift": diagnostics["matching_shift"],
                      "objective_before": diagnostics["objective_before"],
                      "objective_after": diagnostics["objective_after"],
+                     "correspondence_scale": diagnostics["correspondence_scale"],
                      "first_objective": objectives[0] if objectives else None,
                      "last_objective": objectives[-1] if objectives else None},
         provenance={
