@@ -28,7 +28,14 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import hf_coreset
-from hf_coreset.distill import CleanProbability, MDWConfig, distill, estimate_clean_probability, train_on_distilled
+from hf_coreset.distill import (
+    CleanProbability,
+    MDWConfig,
+    distill,
+    estimate_clean_probability,
+    get_distillation_result,
+    train_on_distilled,
+)
 from hf_coreset.distill.mdw.distill import DIAG, LEFT, RIGHT
 from hf_coreset.evaluation import ProxyData, retrieval_scores, train_and_score
 
@@ -101,14 +108,14 @@ def with_scaled_correspondence(small, factor: float):
 
 def compare_scales(args, train, test) -> None:
     options = json.loads(args.options)
-    base = MDWConfig(**options).correspondence_scale
-    if base <= 0:
-        raise SystemExit("--scales rescales P, which needs correspondence_scale > 0 in --options.")
+    if not MDWConfig(**options).uses_expert_correspondence:
+        raise SystemExit("--scales rescales P: --options needs correspondence_scale > 0 or correspondence_std.")
     scores: dict[tuple[int, float], list[float]] = {}
     for seed in args.seeds:
         scored, _ = scored_pool(train, args.noise, seed)
         for size in args.sizes:
             small = distilled(scored, size, seed, options)
+            base = get_distillation_result(small).diagnostics["correspondence_scale"]  # the scale P started at
             for scale in args.scales:
                 score = distilled_score(with_scaled_correspondence(small, scale / base), test, seed)
                 scores.setdefault((size, scale), []).append(score)
