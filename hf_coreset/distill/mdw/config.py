@@ -53,7 +53,8 @@ class MDWConfig:
             ``"kmeans"`` (the medoids of a clean-probability-weighted k-means) or ``"cast"`` (CAST's picks; each
             likely-clean pair joins the pick it is most similar to). Measured on the whole distillation grid
             (``benchmarks/results/distill_cast_start/summary.md``): level on Open Clip Art clean and at 20 %
-            noise, lower at 50 % noise (N = 200: 16.93 vs 18.26), Fashion-MNIST about level; so not the default.
+            noise, lower at 50 % noise (N = 200: 16.93 vs 17.72 with k-means starts, same code), Fashion-MNIST
+            about level; so not the default.
         blend: start each synthetic pair at the clean-probability-weighted mean of its cluster of pairs
             (False: at the cluster's starting pair, a real pair).
         rank: width of the factors ``L``, ``R`` of ``P = diag(a) + L R^T``.
