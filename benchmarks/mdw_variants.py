@@ -6,16 +6,16 @@
     python -m benchmarks.mdw_variants --dataset fashion_mnist --noise 0.5 --options '{"iterations": 0}' \\
         --scales 3 5 10 20 30
 
-The first form distils each (seed, N) cell of ``benchmarks.retrieval.distill`` with ``MDWConfig`` options
-changed (the same pools, clean probabilities and training of the heads) and prints r_mean per seed beside the
-committed grid's ``mdw`` and ``cast`` for the same seed (``results/distill_<dataset>.json``; re-run the grid
-when the default changed since). The second form asks where a cell's seed-to-seed spread comes from: one
-distilled set and one CAST coreset of the seed-0 pool, each trained with ``--training-seeds`` seeds; the spread
-of those is the training's alone. The third form asks how sharp P's soft targets should be: each (seed, N) set
-is distilled once and trained with P multiplied by each of ``--scales`` / ``correspondence_scale`` (with
-``iterations=0``, P is ``correspondence_scale`` times the experts' cosine similarity, so this equals distilling
-with ``correspondence_scale`` set to each scale, at one distillation's cost). Results are printed, not
-written: quote them with the command.
+The first form distils each (seed, N) cell of ``benchmarks.retrieval.distill`` with ``MDWConfig`` options changed
+(the same pools, clean probabilities and training of the heads) and prints r_mean per seed beside the committed
+grid's ``mdw`` and ``cast`` for the same seed (``results/distill_<dataset>.json``; re-run the grid when the
+default changed since). The second form asks where a cell's seed-to-seed spread comes from: per pool seed
+(``--seeds``), one distilled set and one CAST coreset, each trained with ``--training-seeds`` seeds; the spread of
+those is the training's alone, and the spread of their means over the pool seeds is the pools'. The third form
+asks how sharp P's soft targets should be: each (seed, N) set is distilled once and trained with P multiplied by
+each of ``--scales`` / ``correspondence_scale`` (with ``iterations=0``, P is ``correspondence_scale`` times the
+experts' cosine similarity, so this equals distilling with ``correspondence_scale`` set to each scale, at one
+distillation's cost). Results are printed, not written: quote them with the command.
 """
 
 from __future__ import annotations
@@ -130,20 +130,33 @@ def compare_scales(args, train, test) -> None:
 
 
 def training_spread(args, train, test) -> None:
-    scored, texts = scored_pool(train, args.noise, 0)
-    pairs = ProxyData({"image": train["image"], "text": texts})
-    for size in args.sizes:
-        core = hf_coreset.select_coreset(scored, "cast", size, embedding_columns=["img_emb", "txt_emb"], seed=0,
-                                         show_progress=False)
-        rows = hf_coreset.get_selection_result(core).indices
-        seeds = range(args.training_seeds)
-        small = distilled(scored, size, 0, json.loads(args.options))
-        spread = {"mdw": [distilled_score(small, test, s) for s in seeds],
-                  "cast": [train_and_score("dual_encoder", pairs, rows, test, steps=500, seed=s)["r_mean"]
-                           for s in seeds]}
-        print(f"{args.dataset}, noise {args.noise:.0%}, N={size}, pool seed 0, {args.training_seeds} training seeds: "
-              + ", ".join(f"{name} {summary_of(v)[0]:.2f} ± {summary_of(v)[1]:.2f} {np.round(v, 2).tolist()}"
-                          for name, v in spread.items()), flush=True)
+    """Per pool seed, one distilled set and one CAST coreset each trained with ``--training-seeds`` seeds; then
+    the per-seed means over the pool seeds (their spread is the pools' alone, the training's averaged out)."""
+    means: dict[tuple[int, str], list[float]] = {}
+    for pool_seed in args.seeds:
+        scored, texts = scored_pool(train, args.noise, pool_seed)
+        pairs = ProxyData({"image": train["image"], "text": texts})
+        seeds = range(pool_seed * args.training_seeds, (pool_seed + 1) * args.training_seeds)
+        for size in args.sizes:
+            core = hf_coreset.select_coreset(scored, "cast", size, embedding_columns=["img_emb", "txt_emb"],
+                                             seed=pool_seed, show_progress=False)
+            rows = hf_coreset.get_selection_result(core).indices
+            small = distilled(scored, size, pool_seed, json.loads(args.options))
+            spread = {"mdw": [distilled_score(small, test, s) for s in seeds],
+                      "cast": [train_and_score("dual_encoder", pairs, rows, test, steps=500, seed=s)["r_mean"]
+                               for s in seeds]}
+            for name, values in spread.items():
+                means.setdefault((size, name), []).append(summary_of(values)[0])
+            print(f"{args.dataset}, noise {args.noise:.0%}, N={size}, pool seed {pool_seed}, training seeds "
+                  f"{seeds.start}-{seeds.stop - 1}: " + ", ".join(
+                      f"{name} {summary_of(v)[0]:.2f} ± {summary_of(v)[1]:.2f} {np.round(v, 2).tolist()}"
+                      for name, v in spread.items()), flush=True)
+    if len(args.seeds) > 1:
+        for size in args.sizes:
+            (mdw, mdw_std), (cast, cast_std) = summary_of(means[(size, "mdw")]), summary_of(means[(size, "cast")])
+            print(f"N={size}, pool seeds {args.seeds}, each the mean of {args.training_seeds} trainings: "
+                  f"mdw {mdw:.2f} ± {mdw_std:.2f}, cast {cast:.2f} ± {cast_std:.2f}, "
+                  f"mdw - cast {mdw - cast:+.2f} (2 pooled std {2 * np.hypot(mdw_std, cast_std):.2f})", flush=True)
 
 
 def main(argv=None) -> None:
@@ -151,7 +164,7 @@ def main(argv=None) -> None:
     add_cell_arguments(parser)
     parser.add_argument("--options", default="{}", help="MDWConfig options as JSON, e.g. '{\"clean_threshold\": 0.8}'")
     parser.add_argument("--training-seeds", type=int, default=0,
-                        help="instead: train one distilled set and one CAST coreset (seed-0 pool) with this many seeds")
+                        help="instead: per pool seed, train one distilled set and one CAST coreset this many times")
     parser.add_argument("--scales", nargs="+", type=float, default=None,
                         help="instead: train each distilled set with P rescaled to each of these correspondence scales")
     args = parser.parse_args(argv)
