@@ -395,6 +395,44 @@ def test_student_steps_default_to_the_experts_and_can_be_fewer(noisy_pairs, nois
     assert set(heads) == {"image", "text"}  # both heads are matched
 
 
+def test_mixing_blends_each_pair_with_its_partner_and_keeps_p_as_the_targets(noisy_pairs, noisy_probability):
+    """RepBlend's representation blending: the student's loss on mixed pairs is the loss on the hand-blended
+    vectors with P's block unchanged; lam = 1 is no mixing."""
+    images = torch.tensor(np.asarray(noisy_pairs["img"], dtype=np.float32))
+    texts = torch.tensor(np.asarray(noisy_pairs["txt"], dtype=np.float32))
+    synthetic, _ = mdw_distill.init_synthetic(images, texts, noisy_probability, 16, MDWConfig(**SMALL))
+    expert, _ = mdw_distill.train_experts(images, texts, noisy_probability, MDWConfig(**SMALL), keep_trajectory=False)
+    flat = mdw_distill.flatten_parameters(expert)
+    rows, partner = torch.arange(3, 11), torch.tensor([3, 0, 7, 1, 6, 2, 4, 5])
+    lam = 0.3
+    blended_images = lam * synthetic.images[rows] + (1 - lam) * synthetic.images[rows][partner]
+    blended_texts = lam * synthetic.texts[rows] + (1 - lam) * synthetic.texts[rows][partner]
+    image_to_text, text_to_image = synthetic.correspondence.targets(rows)
+    image_out, text_out = mdw_distill.functional_forward(expert, flat, blended_images, blended_texts)
+    reference = info_nce(image_out, text_out, expert.log_scale, targets=image_to_text, text_targets=text_to_image)
+    mixed = mdw_distill.student_loss(expert, flat, synthetic, rows, (lam, partner))
+    assert torch.allclose(mixed, reference, atol=1e-6)
+    plain = mdw_distill.student_loss(expert, flat, synthetic, rows)
+    assert torch.allclose(mdw_distill.student_loss(expert, flat, synthetic, rows, (1.0, partner)), plain)
+    assert not torch.allclose(mixed, plain)
+
+
+def test_mixing_changes_the_matching_only_when_asked(noisy_pairs, noisy_probability):
+    images = torch.tensor(np.asarray(noisy_pairs["img"], dtype=np.float32))
+    texts = torch.tensor(np.asarray(noisy_pairs["txt"], dtype=np.float32))
+    synthetic, _ = mdw_distill.init_synthetic(images, texts, noisy_probability, 16, MDWConfig(**SMALL))
+    expert, trajectory = mdw_distill.train_experts(images, texts, noisy_probability, MDWConfig(**SMALL))
+    heads = mdw_distill.head_slices(expert)
+
+    def objective(**options):
+        return mdw_distill.matching_objective(synthetic, expert, trajectory[2], trajectory[4], heads,
+                                              MDWConfig(**SMALL, **options), np.random.default_rng(0)).item()
+
+    assert objective(mix_alpha=1.0) == objective(mix_alpha=1.0)  # the draws come from the matching's generator
+    assert objective(mix_alpha=1.0) != objective()
+    assert objective(mix_alpha=0.0) == objective()
+
+
 def test_distilled_set_starts_from_pairs_deemed_clean(noisy_pairs, noisy_probability, distilled):
     rows = np.asarray(distilled["source_row"])
     assert len(set(rows.tolist())) == 24
@@ -566,6 +604,8 @@ def test_bad_inputs_raise_the_projects_errors_with_the_fix(noisy_pairs):
         MDWConfig(correspondence_scale=-1.0)
     with pytest.raises(CoresetInputError, match="correspondence_std"):
         MDWConfig(correspondence_std=0.0)
+    with pytest.raises(CoresetInputError, match=r"mix_alpha must be >= 0 \(0: no mixing\)"):
+        MDWConfig(mix_alpha=-1.0)
     with pytest.raises(CoresetInputError, match="synthetic_steps"):
         MDWConfig(synthetic_steps=0)
     with pytest.raises(CoresetInputError, match="starting_pairs"):

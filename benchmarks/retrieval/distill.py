@@ -15,7 +15,7 @@ estimated once (``add_clean_probability``, its CPU time reported on its own), an
   probability column, learns N synthetic pairs and their correspondence P;
 * ``mdw-init``: the N real pairs MDW starts from (by default the medoids of its clusters of likely-clean pairs);
 * ``mdw-blend`` (ablation): the cluster means MDW starts from, with P the identity (``correspondence_scale=0``,
-  ``iterations=0``): what the representation blending alone gives;
+  ``iterations=0``): what the blended starts alone give;
 * ``mdw-nomatch`` (ablation): the cluster means with P from the experts, no trajectory matching
   (``iterations=0``): ``mdw`` minus this is what the matching adds;
 * ``mdw-match`` (ablation, ``--match-iterations``): the default plus that many trajectory-matching iterations.

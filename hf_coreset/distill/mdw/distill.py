@@ -8,10 +8,11 @@ Steps (each one measured on Open Clip Art, ``benchmarks/results/distill_*``):
    starting pair (``source_row``). ``starting_pairs="cast"``: CAST picks the starting pairs among the
    likely-clean ones instead (representing every pair of the pool) and each likely-clean pair joins the pick it
    is most similar to (measured, not better: see ``MDWConfig.starting_pairs``).
-2. **Representation blending.** Each synthetic pair starts at its cluster's clean-probability-weighted mean
+2. **Blended starts.** Each synthetic pair starts at its cluster's clean-probability-weighted mean
    image vector and mean text embedding (``blend=False`` keeps the starting pair). A mean over a group of
    matched pairs keeps what the group's pairs share and averages out what only one of them has, so a model
-   trained on the means learns the cross-modal map rather than N particular pairs.
+   trained on the means learns the cross-modal map rather than N particular pairs. (RepBlend's representation
+   blending is something else: mixup of the synthetic pairs inside the student's steps, ``mix_alpha`` in 4.)
 3. **Experts and the learned correspondence.** ``expert_tracks`` proxies start from ONE shared initialisation
    and train on the whole pool (AdamW, as the benchmark's heads; pairs drawn in proportion to their clean
    probability), each in its own data order. Their checkpoints are averaged: the tracks stay in the same basin,
@@ -24,7 +25,8 @@ Steps (each one measured on Open Clip Art, ``benchmarks/results/distill_*``):
    takes ``synthetic_steps`` differentiable AdamW steps on the synthetic set (P's row / column softmax as
    contrastive targets), starting from the expert's AdamW moments, with a learned learning rate; the objective
    is the distance to checkpoint ``t + expert_epochs`` relative to the expert's own move, for the image head and
-   the text head each (symmetric, as RepBlend's projection matching), averaged. Its gradient updates the
+   the text head each (symmetric, as RepBlend's projection matching), averaged; with ``mix_alpha > 0`` each
+   student step trains on mixed pairs (RepBlend's blending). Its gradient updates the
    synthetic images (or image features), the text embeddings, P's factors and the student learning rate. In
    pixel space each image's gradient is first scaled by its Grad-CAM map (:mod:`.gradcam`). The student
    covers ``expert_epochs * checkpoint_every`` = 50 expert steps in 10 of its own (as MTT's student, fewer and
@@ -239,10 +241,16 @@ def init_synthetic(images: torch.Tensor, texts: torch.Tensor, probability: np.nd
     return synthetic, n_clean
 
 
-def student_loss(proxy: nn.Module, flat: torch.Tensor, synthetic: SyntheticSet, rows: torch.Tensor) -> torch.Tensor:
-    """Contrastive loss of the student ``flat`` on synthetic pairs ``rows``, P's block as soft targets."""
+def student_loss(proxy: nn.Module, flat: torch.Tensor, synthetic: SyntheticSet, rows: torch.Tensor,
+                 mix: tuple[float, torch.Tensor] | None = None) -> torch.Tensor:
+    """Contrastive loss of the student ``flat`` on synthetic pairs ``rows``, P's block as soft targets.
+    ``mix = (lam, partner)`` blends pair ``i`` of the block with pair ``partner[i]`` (images and texts alike)."""
     image_to_text, text_to_image = synthetic.correspondence.targets(rows)
-    image_out, text_out = functional_forward(proxy, flat, synthetic.images[rows], synthetic.texts[rows])
+    images, texts = synthetic.images[rows], synthetic.texts[rows]
+    if mix is not None:
+        lam, partner = mix
+        images, texts = lam * images + (1 - lam) * images[partner], lam * texts + (1 - lam) * texts[partner]
+    image_out, text_out = functional_forward(proxy, flat, images, texts)
     return info_nce(image_out, text_out, functional_log_scale(proxy, flat),
                     targets=image_to_text, text_targets=text_to_image)
 
@@ -307,7 +315,9 @@ def matching_objective(synthetic: SyntheticSet, proxy: nn.Module, start: Checkpo
     steps = config.synthetic_steps or target.step - start.step
     for step in range(start.step + 1, start.step + steps + 1):
         rows = torch.as_tensor(np.sort(rng.choice(len(synthetic), size=batch, replace=False)))
-        grad, = torch.autograd.grad(student_loss(proxy, flat, synthetic, rows), flat, create_graph=True)
+        mix = (float(rng.beta(config.mix_alpha, config.mix_alpha)), torch.as_tensor(rng.permutation(batch))) \
+            if config.mix_alpha > 0 else None  # no draw without mixing: the default's batches stay as they were
+        grad, = torch.autograd.grad(student_loss(proxy, flat, synthetic, rows, mix), flat, create_graph=True)
         flat, first, second = adamw_step(flat, first, second, grad, step, synthetic.log_student_lr.exp())
     distances = [(flat[part] - target.parameters[part]).pow(2).sum()
                  / (start.parameters[part] - target.parameters[part]).pow(2).sum().clamp_min(1e-12)
