@@ -54,6 +54,12 @@ def _one_torch_thread():
     torch.set_num_threads(threads)
 
 
+def pair_tensors(pairs: datasets.Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image and text columns of a test pool as float32 tensors, as the distillation takes them."""
+    return (torch.tensor(np.asarray(pairs["img"], dtype=np.float32)),
+            torch.tensor(np.asarray(pairs["txt"], dtype=np.float32)))
+
+
 def clustered_pairs(n_rows: int = 300, n_topics: int = 10, seed: int = 0) -> datasets.Dataset:
     """Image and text vectors that share a topic (plus private noise), like real pairs sharing content."""
     rng = np.random.default_rng(seed)
@@ -167,8 +173,7 @@ def test_clean_probability_separates_matched_from_mismatched(noisy_pairs, noisy_
 
 def test_co_teaching_rounds_improve_on_the_agreement_they_start_from(noisy_pairs):
     mismatched = np.asarray(noisy_pairs["is_mismatched"])
-    images = torch.tensor(np.asarray(noisy_pairs["img"], dtype=np.float32))
-    texts = torch.tensor(np.asarray(noisy_pairs["txt"], dtype=np.float32))
+    images, texts = pair_tensors(noisy_pairs)
     result = fit_dual_track(images, texts, MDWConfig(proxy_rounds=3, proxy_epochs=2), show_progress=False)
     aucs = [roc_auc_score(~mismatched, p) for p in result.probability_history]
     assert len(aucs) == 4 and aucs[-1] > aucs[0] + 0.01  # measured 0.889 -> 0.918
@@ -240,8 +245,7 @@ def test_blended_pairs_are_the_weighted_cluster_means():
 
 @pytest.mark.parametrize("method", ["cast", "kmeans"])
 def test_starting_clusters_cover_the_clean_rows_and_starts_are_members(noisy_pairs, noisy_probability, method):
-    images = torch.tensor(np.asarray(noisy_pairs["img"], dtype=np.float32))
-    texts = torch.tensor(np.asarray(noisy_pairs["txt"], dtype=np.float32))
+    images, texts = pair_tensors(noisy_pairs)
     labels, starts, n_clean = mdw_distill.starting_clusters(images, texts, noisy_probability, 20, 0.5, 0, method)
     assert n_clean == int((noisy_probability >= 0.5).sum())
     assert set(np.flatnonzero(labels >= 0)) == set(np.flatnonzero(noisy_probability >= 0.5))
@@ -292,8 +296,7 @@ def test_differentiable_adamw_step_follows_torch_adamw():
 
 
 def test_experts_share_one_start_and_average_their_checkpoints(noisy_pairs, noisy_probability):
-    images = torch.tensor(np.asarray(noisy_pairs["img"], dtype=np.float32))
-    texts = torch.tensor(np.asarray(noisy_pairs["txt"], dtype=np.float32))
+    images, texts = pair_tensors(noisy_pairs)
     config = MDWConfig(expert_tracks=2, expert_steps=20, checkpoint_every=10, expert_epochs=1)
     single = MDWConfig(expert_tracks=1, expert_steps=20, checkpoint_every=10, expert_epochs=1)
     expert, trajectory = mdw_distill.train_experts(images, texts, noisy_probability, config)
@@ -377,8 +380,7 @@ def test_matching_moves_the_synthetic_set_and_reports_how_far(noisy_pairs, disti
 
 
 def test_student_steps_default_to_the_experts_and_can_be_fewer(noisy_pairs, noisy_probability):
-    images = torch.tensor(np.asarray(noisy_pairs["img"], dtype=np.float32))
-    texts = torch.tensor(np.asarray(noisy_pairs["txt"], dtype=np.float32))
+    images, texts = pair_tensors(noisy_pairs)
     config = MDWConfig(**{**SMALL, "synthetic_steps": None})
     synthetic, _ = mdw_distill.init_synthetic(images, texts, noisy_probability, 16, config)
     expert, trajectory = mdw_distill.train_experts(images, texts, noisy_probability, config)
@@ -398,8 +400,7 @@ def test_student_steps_default_to_the_experts_and_can_be_fewer(noisy_pairs, nois
 def test_mixing_blends_each_pair_with_its_partner_and_keeps_p_as_the_targets(noisy_pairs, noisy_probability):
     """RepBlend's representation blending: the student's loss on mixed pairs is the loss on the hand-blended
     vectors with P's block unchanged; lam = 1 is no mixing."""
-    images = torch.tensor(np.asarray(noisy_pairs["img"], dtype=np.float32))
-    texts = torch.tensor(np.asarray(noisy_pairs["txt"], dtype=np.float32))
+    images, texts = pair_tensors(noisy_pairs)
     synthetic, _ = mdw_distill.init_synthetic(images, texts, noisy_probability, 16, MDWConfig(**SMALL))
     expert, _ = mdw_distill.train_experts(images, texts, noisy_probability, MDWConfig(**SMALL), keep_trajectory=False)
     flat = mdw_distill.flatten_parameters(expert)
@@ -417,20 +418,25 @@ def test_mixing_blends_each_pair_with_its_partner_and_keeps_p_as_the_targets(noi
     assert not torch.allclose(mixed, plain)
 
 
-def test_mixing_changes_the_matching_only_when_asked(noisy_pairs, noisy_probability):
-    images = torch.tensor(np.asarray(noisy_pairs["img"], dtype=np.float32))
-    texts = torch.tensor(np.asarray(noisy_pairs["txt"], dtype=np.float32))
+def test_mixing_draws_from_the_matchings_generator_and_only_when_asked(noisy_pairs, noisy_probability):
+    images, texts = pair_tensors(noisy_pairs)
     synthetic, _ = mdw_distill.init_synthetic(images, texts, noisy_probability, 16, MDWConfig(**SMALL))
     expert, trajectory = mdw_distill.train_experts(images, texts, noisy_probability, MDWConfig(**SMALL))
     heads = mdw_distill.head_slices(expert)
 
-    def objective(**options):
+    def objective(rng, **options):
         return mdw_distill.matching_objective(synthetic, expert, trajectory[2], trajectory[4], heads,
-                                              MDWConfig(**SMALL, **options), np.random.default_rng(0)).item()
+                                              MDWConfig(**SMALL, **options), rng).item()
 
-    assert objective(mix_alpha=1.0) == objective(mix_alpha=1.0)  # the draws come from the matching's generator
-    assert objective(mix_alpha=1.0) != objective()
-    assert objective(mix_alpha=0.0) == objective()
+    mixed = objective(np.random.default_rng(0), mix_alpha=1.0)
+    assert mixed == objective(np.random.default_rng(0), mix_alpha=1.0)
+    assert mixed != objective(np.random.default_rng(0))
+    # Without mixing the generator gives only the batches (the default's batches are those of before the option).
+    used, batches_only = np.random.default_rng(0), np.random.default_rng(0)
+    objective(used)
+    for _ in range(SMALL["synthetic_steps"]):
+        batches_only.choice(16, size=16, replace=False)
+    assert used.bit_generator.state == batches_only.bit_generator.state
 
 
 def test_distilled_set_starts_from_pairs_deemed_clean(noisy_pairs, noisy_probability, distilled):
