@@ -132,6 +132,7 @@ def compare_scales(args, train, test) -> None:
 def training_spread(args, train, test) -> None:
     """Per pool seed, one distilled set and one CAST coreset each trained with ``--training-seeds`` seeds; then
     the per-seed means over the pool seeds (their spread is the pools' alone, the training's averaged out)."""
+    options = json.loads(args.options)
     means: dict[tuple[int, str], list[float]] = {}
     for pool_seed in args.seeds:
         scored, texts = scored_pool(train, args.noise, pool_seed)
@@ -141,7 +142,7 @@ def training_spread(args, train, test) -> None:
             core = hf_coreset.select_coreset(scored, "cast", size, embedding_columns=["img_emb", "txt_emb"],
                                              seed=pool_seed, show_progress=False)
             rows = hf_coreset.get_selection_result(core).indices
-            small = distilled(scored, size, pool_seed, json.loads(args.options))
+            small = distilled(scored, size, pool_seed, options)
             spread = {"mdw": [distilled_score(small, test, s) for s in seeds],
                       "cast": [train_and_score("dual_encoder", pairs, rows, test, steps=500, seed=s)["r_mean"]
                                for s in seeds]}
