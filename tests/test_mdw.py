@@ -439,6 +439,55 @@ def test_mixing_draws_from_the_matchings_generator_and_only_when_asked(noisy_pai
     assert used.bit_generator.state == batches_only.bit_generator.state
 
 
+def test_performance_objective_is_the_students_real_loss_over_the_starts(noisy_pairs, noisy_probability):
+    """matching="performance": the same student steps as the trajectory objective, then the student's InfoNCE on a
+    batch of real pairs drawn by clean probability, over the start checkpoint's loss on the same pairs."""
+    images, texts = pair_tensors(noisy_pairs)
+    config = MDWConfig(**SMALL, matching="performance", real_batch_size=40)
+    synthetic, _ = mdw_distill.init_synthetic(images, texts, noisy_probability, 16, config)
+    expert, trajectory = mdw_distill.train_experts(images, texts, noisy_probability, config)
+    heads = mdw_distill.head_slices(expert)
+    start, target = trajectory[2], trajectory[4]
+    draw = noisy_probability / noisy_probability.sum()
+    real = mdw_distill.RealPairs(images, texts, draw)
+
+    rng = np.random.default_rng(0)
+    flat = mdw_distill.student_after_steps(synthetic, expert, start, target, config, rng)
+    rows = torch.as_tensor(np.sort(rng.choice(len(draw), size=40, replace=False, p=draw)))
+    losses = []
+    for parameters in (flat, start.parameters):
+        image_out, text_out = mdw_distill.functional_forward(expert, parameters, images[rows], texts[rows])
+        losses.append(info_nce(image_out, text_out, mdw_distill.functional_log_scale(expert, parameters)))
+    objective = mdw_distill.matching_objective(synthetic, expert, start, target, heads, config,
+                                               np.random.default_rng(0), real)
+    assert objective.item() == pytest.approx((losses[0] / losses[1]).item(), rel=1e-5)  # distinct captions here
+    objective.backward()  # it reaches the synthetic vectors
+    assert synthetic.images.grad.abs().sum() > 0 and synthetic.texts.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="needs the real pairs"):
+        mdw_distill.matching_objective(synthetic, expert, start, target, heads, config, np.random.default_rng(0))
+
+
+def test_shared_captions_are_positives_of_each_other():
+    texts = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [3.0, 0.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1e-6, 0.0]])
+    targets = mdw_distill.shared_caption_targets(texts)
+    torch.testing.assert_close(targets.sum(dim=1), torch.ones(5))
+    assert torch.allclose(targets[0], torch.tensor([1 / 3, 0, 1 / 3, 0, 1 / 3]))  # the same caption, any norm
+    assert torch.equal(targets[[1, 3]][:, [1, 3]], torch.eye(2))
+    distinct = torch.eye(4)
+    assert torch.equal(mdw_distill.shared_caption_targets(distinct), distinct)
+
+
+def test_performance_matching_lowers_its_held_objective_and_is_deterministic(noisy_pairs):
+    run = {"image_column": "img", "text_column": "txt", "seed": 0, "iterations": 12, "matching": "performance",
+           **FAST, **SMALL}
+    first = distill(noisy_pairs, "mdw", num_pairs=24, **run)
+    diagnostics = get_distillation_result(first).diagnostics
+    assert diagnostics["objective_after"] < diagnostics["objective_before"]
+    assert diagnostics["matching_shift"]["images"] > 0
+    again = distill(noisy_pairs, "mdw", num_pairs=24, **run)
+    np.testing.assert_array_equal(np.asarray(first["image_features"]), np.asarray(again["image_features"]))
+
+
 def test_distilled_set_starts_from_pairs_deemed_clean(noisy_pairs, noisy_probability, distilled):
     rows = np.asarray(distilled["source_row"])
     assert len(set(rows.tolist())) == 24
@@ -616,6 +665,10 @@ def test_bad_inputs_raise_the_projects_errors_with_the_fix(noisy_pairs):
         MDWConfig(synthetic_steps=0)
     with pytest.raises(CoresetInputError, match="starting_pairs"):
         MDWConfig(starting_pairs="medoids")
+    with pytest.raises(CoresetInputError, match=r"matching must be one of \['trajectory', 'performance'\]"):
+        MDWConfig(matching="gradient")
+    with pytest.raises(CoresetInputError, match="real_batch_size"):
+        MDWConfig(real_batch_size=0)
     with pytest.raises(CoresetInputError, match=r"max_start_epoch must be in 0\.\.20"):
         MDWConfig(max_start_epoch=21)  # 26 checkpoints, targets 5 ahead
     with pytest.raises(CoresetInputError, match="iterations must be a non-negative int, got -1"):

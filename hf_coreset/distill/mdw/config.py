@@ -41,6 +41,16 @@ class MDWConfig:
             anywhere in the first 200 steps (``max_start_epoch``), where the heads move most; the final
             (averaged) expert also gives P its starting point.
         iterations: outer optimisation steps of the synthetic set (0: return the starting set, blended).
+        matching: what each iteration lowers after the student's steps on the synthetic set from an expert
+            checkpoint t: ``"trajectory"``, the distance to the expert's checkpoint t + ``expert_epochs`` (MTT, as
+            LoRS and RepBlend); ``"performance"``, the student's contrastive loss on ``real_batch_size`` real pairs
+            drawn in proportion to their clean probability, relative to checkpoint t's loss on them (performance
+            matching, as the first dataset distillation, from MTT's expert starts). Measured on the whole grid (3
+            seeds, N = 100 / 200 / 500, r_mean against the default): Open Clip Art (tuning) +0.45 / +0.08 / -0.25
+            clean, +0.37 / +0.16 / +0.49 at 20 % noise, +0.22 / +0.94 / +0.19 at 50 %, all within the seeds'
+            spread; Fashion-MNIST (held out) -0.24 / -0.11 / -1.10, +0.37 / +0.25 / +0.03, -1.51 / -0.68 / -1.18;
+            7 of the 18 cells pass both of the grid's margins, as with the default. So not the default.
+        real_batch_size: real pairs per iteration of ``matching="performance"``.
         expert_epochs: the student starting at checkpoint t is matched to checkpoint t + expert_epochs (in
             checkpoints, i.e. ``expert_epochs * checkpoint_every`` expert steps).
         synthetic_steps: differentiable student steps per matching iteration (None: as many as the expert took,
@@ -97,6 +107,8 @@ class MDWConfig:
     expert_steps: int = 250
     checkpoint_every: int = 10
     iterations: int = 60
+    matching: str = "trajectory"
+    real_batch_size: int = 256
     expert_epochs: int = 5
     synthetic_steps: int | None = 10
     max_start_epoch: int | None = None
@@ -120,7 +132,7 @@ class MDWConfig:
 
     def __post_init__(self) -> None:
         for name in ("agreement_k", "proxy_epochs", "proxy_batch_size", "score_batch_size", "expert_tracks",
-                     "expert_steps", "checkpoint_every", "expert_epochs", "rank", "cam_top_k"):
+                     "expert_steps", "checkpoint_every", "expert_epochs", "rank", "cam_top_k", "real_batch_size"):
             check_positive(name, getattr(self, name))
         for name in ("proxy_rounds", "iterations", "seed"):
             check_non_negative(name, getattr(self, name))
@@ -138,6 +150,7 @@ class MDWConfig:
                 check_positive(name, getattr(self, name))
         check_choice("heads", self.heads, ("mlp", "linear"))
         check_choice("starting_pairs", self.starting_pairs, ("cast", "kmeans"))
+        check_choice("matching", self.matching, ("trajectory", "performance"))
         if not 0.0 < self.clean_threshold < 1.0 or not 0.0 <= self.cam_floor <= 1.0:
             raise CoresetInputError("clean_threshold must be in (0, 1) and cam_floor in [0, 1].")
         if self.expert_epochs > self.checkpoints - 1:

@@ -31,7 +31,11 @@ Steps (each one measured on Open Clip Art, ``benchmarks/results/distill_*``):
    pixel space each image's gradient is first scaled by its Grad-CAM map (:mod:`.gradcam`). The student
    covers ``expert_epochs * checkpoint_every`` = 50 expert steps in 10 of its own (as MTT's student, fewer and
    larger steps): a target one checkpoint (10 steps) ahead is mostly the expert's minibatch noise, which no
-   synthetic set reproduces.
+   synthetic set reproduces. ``matching="performance"`` keeps the same student steps but lowers the student's
+   contrastive loss on a batch of real pairs (drawn in proportion to their clean probability) relative to that of
+   checkpoint ``t``: the synthetic set is moved towards what makes a student better on the pool itself, not
+   towards the expert's next checkpoint (performance matching, as the first dataset distillation, Wang et al.
+   2018, here from MTT's expert starts).
 
 Where a distillation's time goes and what each step adds (Open Clip Art, 1,971 pairs, 50 % caption noise, N =
 200, seed 0, one thread; ``benchmarks/mdw_distill_profile.py``): see ``benchmarks/results/mdw_distill_profile.md``.
@@ -100,6 +104,16 @@ class Checkpoint:
     first_moment: torch.Tensor
     second_moment: torch.Tensor
     step: int
+
+
+@dataclass
+class RealPairs:
+    """The pool as performance matching reads it: image and text vectors, and each pair's chance of being drawn
+    into a real batch (its clean probability, normalised to sum to 1)."""
+
+    images: torch.Tensor
+    texts: torch.Tensor
+    draw: np.ndarray
 
 
 def starting_clusters(images: torch.Tensor, texts: torch.Tensor, probability: np.ndarray, num_pairs: int,
@@ -277,7 +291,8 @@ def adamw_step(flat: torch.Tensor, first: torch.Tensor, second: torch.Tensor, gr
 
 
 def match_trajectories(synthetic: SyntheticSet, proxy: nn.Module, trajectory: list[Checkpoint],
-                       config: MDWConfig, *, pixels: bool, show_progress: bool = True) -> list[float]:
+                       config: MDWConfig, *, pixels: bool, real: RealPairs | None = None,
+                       show_progress: bool = True) -> list[float]:
     """Step 4: optimise ``synthetic`` in place for ``config.iterations`` steps; returns the objective per
     iteration."""
     if config.iterations == 0:
@@ -295,7 +310,7 @@ def match_trajectories(synthetic: SyntheticSet, proxy: nn.Module, trajectory: li
     for _ in tqdm(range(config.iterations), desc="MDW trajectory matching", disable=not show_progress):
         start_index = int(rng.integers(config.last_start_epoch + 1))
         start, target = trajectory[start_index], trajectory[start_index + config.expert_epochs]
-        objective = matching_objective(synthetic, proxy, start, target, heads, config, rng)
+        objective = matching_objective(synthetic, proxy, start, target, heads, config, rng, real)
         optimizer.zero_grad()
         objective.backward()
         if pixels:
@@ -306,9 +321,27 @@ def match_trajectories(synthetic: SyntheticSet, proxy: nn.Module, trajectory: li
 
 
 def matching_objective(synthetic: SyntheticSet, proxy: nn.Module, start: Checkpoint, target: Checkpoint,
-                       heads: dict[str, slice], config: MDWConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Mean over the heads of ``||theta_student - theta_target||^2 / ||theta_start - theta_target||^2``, the
-    student taking ``target.step - start.step`` differentiable AdamW steps from ``start`` on the synthetic set."""
+                       heads: dict[str, slice], config: MDWConfig, rng: np.random.Generator,
+                       real: RealPairs | None = None) -> torch.Tensor:
+    """What the matching lowers, after the student takes ``synthetic_steps`` differentiable AdamW steps from
+    ``start`` on the synthetic set: ``config.matching == "trajectory"``, the mean over the heads of
+    ``||theta_student - theta_target||^2 / ||theta_start - theta_target||^2``; ``"performance"``, the student's
+    contrastive loss on a batch of ``real`` pairs over that of ``start`` (see :func:`real_pair_loss`)."""
+    flat = student_after_steps(synthetic, proxy, start, target, config, rng)
+    if config.matching == "performance":
+        if real is None:
+            raise ValueError("matching='performance' needs the real pairs (real=RealPairs(...)).")
+        return real_pair_loss(proxy, flat, start, real, config.real_batch_size, rng)
+    distances = [(flat[part] - target.parameters[part]).pow(2).sum()
+                 / (start.parameters[part] - target.parameters[part]).pow(2).sum().clamp_min(1e-12)
+                 for part in heads.values()]
+    return torch.stack(distances).mean()
+
+
+def student_after_steps(synthetic: SyntheticSet, proxy: nn.Module, start: Checkpoint, target: Checkpoint,
+                        config: MDWConfig, rng: np.random.Generator) -> torch.Tensor:
+    """The student's flat parameters after its differentiable AdamW steps on the synthetic set (as many as the
+    expert took from ``start`` to ``target`` unless ``synthetic_steps`` is set), from ``start``'s moments."""
     flat = start.parameters.clone().requires_grad_(True)
     first, second = start.first_moment.clone(), start.second_moment.clone()
     batch = min(config.synthetic_batch_size or config.proxy_batch_size, len(synthetic))
@@ -319,10 +352,43 @@ def matching_objective(synthetic: SyntheticSet, proxy: nn.Module, start: Checkpo
             if config.mix_alpha > 0 else None  # no draw without mixing: the default's batches stay as they were
         grad, = torch.autograd.grad(student_loss(proxy, flat, synthetic, rows, mix), flat, create_graph=True)
         flat, first, second = adamw_step(flat, first, second, grad, step, synthetic.log_student_lr.exp())
-    distances = [(flat[part] - target.parameters[part]).pow(2).sum()
-                 / (start.parameters[part] - target.parameters[part]).pow(2).sum().clamp_min(1e-12)
-                 for part in heads.values()]
-    return torch.stack(distances).mean()
+    return flat
+
+
+def real_pair_loss(proxy: nn.Module, flat: torch.Tensor, start: Checkpoint, real: RealPairs, batch_size: int,
+                   rng: np.random.Generator) -> torch.Tensor:
+    """Performance matching's objective: the contrastive loss of the student ``flat`` on ``batch_size`` real pairs
+    (drawn without replacement in proportion to ``real.draw``), over the loss of the ``start`` checkpoint on the
+    same pairs (below 1: the synthetic steps taught the student something that holds on the real pool).
+    Pairs with the same caption all count as positives of each other (:func:`shared_caption_targets`)."""
+    size = min(batch_size, int((real.draw > 0).sum()))
+    rows = torch.as_tensor(np.sort(rng.choice(len(real.draw), size=size, replace=False, p=real.draw)))
+    images, texts = real.images[rows], real.texts[rows]
+    targets = shared_caption_targets(texts)
+
+    def loss(parameters: torch.Tensor) -> torch.Tensor:
+        image_out, text_out = functional_forward(proxy, parameters, images, texts)
+        return info_nce(image_out, text_out, functional_log_scale(proxy, parameters), targets=targets)
+
+    with torch.no_grad():
+        reference = loss(start.parameters).clamp_min(1e-6)
+    return loss(flat) / reference
+
+
+def shared_caption_targets(texts: torch.Tensor) -> torch.Tensor:
+    """Contrastive targets of a batch whose captions may repeat: row ``i`` spreads evenly over the pairs whose
+    text vector equals pair ``i``'s (cosine above 1 - 1e-4), so a template caption shared by many images is one
+    caption, not a negative of itself; with distinct captions this is the identity.
+
+    Example:
+        >>> shared_caption_targets(torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]]))
+        tensor([[0.5000, 0.0000, 0.5000],
+                [0.0000, 1.0000, 0.0000],
+                [0.5000, 0.0000, 0.5000]])
+    """
+    unit = nn.functional.normalize(texts.reshape(len(texts), -1), dim=1)
+    same = (unit @ unit.T > 1 - 1e-4).float()
+    return same / same.sum(dim=1, keepdim=True)
 
 
 def head_slices(model: nn.Module) -> dict[str, slice]:
@@ -367,10 +433,12 @@ def distill_pairs(images: torch.Tensor, texts: torch.Tensor, num_pairs: int, con
                                                                 synthetic.texts.detach(), config)
         clock.lap("experts")
         starting_images, starting_texts = synthetic.images.detach().clone(), synthetic.texts.detach().clone()
-        before = held_objective(synthetic, expert, trajectory, config) if config.iterations > 0 else None
+        draw = np.asarray(clean_probability, dtype=np.float64)
+        real = RealPairs(images, texts, draw / draw.sum())
+        before = held_objective(synthetic, expert, trajectory, config, real) if config.iterations > 0 else None
         objectives = match_trajectories(synthetic, expert, trajectory, config, pixels=image_network is not None,
-                                        show_progress=show_progress)
-        after = held_objective(synthetic, expert, trajectory, config) if config.iterations > 0 else None
+                                        real=real, show_progress=show_progress)
+        after = held_objective(synthetic, expert, trajectory, config, real) if config.iterations > 0 else None
         shift = {"images": relative_shift(starting_images, synthetic.images.detach()),
                  "texts": relative_shift(starting_texts, synthetic.texts.detach())}
     else:
@@ -383,7 +451,7 @@ def distill_pairs(images: torch.Tensor, texts: torch.Tensor, num_pairs: int, con
 
 
 def held_objective(synthetic: SyntheticSet, proxy: nn.Module, trajectory: list[Checkpoint], config: MDWConfig,
-                   starts: int = 5) -> float:
+                   real: RealPairs | None = None, starts: int = 5) -> float:
     """The matching objective averaged over ``starts`` evenly spaced start checkpoints, each with the same
     student batches every time it is called: unlike the per-iteration objective (a random start and random
     batches each iteration), its before / after values compare like with like."""
@@ -392,7 +460,7 @@ def held_objective(synthetic: SyntheticSet, proxy: nn.Module, trajectory: list[C
     for start_index in np.unique(np.linspace(0, config.last_start_epoch, starts).round().astype(int)):
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, 5, int(start_index)]).generate_state(1)[0])
         objective = matching_objective(synthetic, proxy, trajectory[start_index],
-                                       trajectory[start_index + config.expert_epochs], heads, config, rng)
+                                       trajectory[start_index + config.expert_epochs], heads, config, rng, real)
         values.append(objective.item())
     return float(np.mean(values))
 
