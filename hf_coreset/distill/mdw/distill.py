@@ -307,7 +307,7 @@ def match_trajectories(synthetic: SyntheticSet, proxy: nn.Module, trajectory: li
     heads = head_slices(proxy)
     scorer = copy.deepcopy(proxy) if pixels else None  # holds the start checkpoint for Grad-CAM
     objectives = []
-    for _ in tqdm(range(config.iterations), desc="MDW trajectory matching", disable=not show_progress):
+    for _ in tqdm(range(config.iterations), desc=f"MDW {config.matching} matching", disable=not show_progress):
         start_index = int(rng.integers(config.last_start_epoch + 1))
         start, target = trajectory[start_index], trajectory[start_index + config.expert_epochs]
         objective = matching_objective(synthetic, proxy, start, target, heads, config, rng, real)
