@@ -37,7 +37,6 @@ from hf_coreset.evaluation import ProxyData, retrieval_scores, train_and_score
 
 from .mdw_variants import scored_pool
 from .retrieval.__main__ import test_pairs
-from .retrieval.data import noisy_pool
 from .retrieval.distill import RESULTS, cells, fmt, load_features, summary_of
 
 TRAININGS = ("oracle", "deemed clean", "whole pool", "expert")
@@ -45,8 +44,7 @@ TRAININGS = ("oracle", "deemed clean", "whole pool", "expert")
 
 def pool_ceilings(train: dict, test, dataset: str, noise: float, seed: int) -> dict:
     """r_mean of heads trained on the oracle, deemed-clean and whole pools of one grid pool, and of MDW's expert."""
-    scored, texts = scored_pool(train, noise, seed)
-    _, _, mismatched = noisy_pool(train, noise, seed)
+    scored, texts, mismatched = scored_pool(train, noise, seed)
     probability = np.asarray(scored["clean_probability"])
     pairs = ProxyData({"image": train["image"], "text": texts})
     rows = {"oracle": np.flatnonzero(~mismatched), "deemed clean": np.flatnonzero(probability >= 0.5),

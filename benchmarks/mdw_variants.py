@@ -47,10 +47,11 @@ COLUMNS = {"image_column": "img_emb", "text_column": "txt_emb"}
 
 
 def scored_pool(train: dict, noise: float, seed: int):
-    """The grid's pool of ``seed`` (permuted captions), with its clean probability as a column."""
-    pool, texts, _ = noisy_pool(train, noise, seed)
+    """The grid's pool of ``seed`` (permuted captions) with its clean probability as a column, the permuted text
+    features and which rows are mismatched (as ``noisy_pool``)."""
+    pool, texts, mismatched = noisy_pool(train, noise, seed)
     probability = estimate_clean_probability(pool, "img_emb", "txt_emb", seed=seed, show_progress=False)
-    return pool.map(CleanProbability(probability), with_indices=True, batched=True), texts
+    return pool.map(CleanProbability(probability), with_indices=True, batched=True), texts, mismatched
 
 
 def distilled(scored, size: int, seed: int, options: dict):
@@ -78,7 +79,7 @@ def compare_options(args, train, test) -> None:
     options = json.loads(args.options)
     scores: dict[int, dict[int, float]] = {size: {} for size in args.sizes}
     for seed in args.seeds:
-        scored, _ = scored_pool(train, args.noise, seed)
+        scored, _, _ = scored_pool(train, args.noise, seed)
         for size in args.sizes:
             scores[size][seed] = distilled_score(distilled(scored, size, seed, options), test, seed)
             print(f"  N={size} seed={seed}: {scores[size][seed]:.2f}", flush=True)
@@ -112,7 +113,7 @@ def compare_scales(args, train, test) -> None:
         raise SystemExit("--scales rescales P: --options needs correspondence_scale > 0 or correspondence_std.")
     scores: dict[tuple[int, float], list[float]] = {}
     for seed in args.seeds:
-        scored, _ = scored_pool(train, args.noise, seed)
+        scored, _, _ = scored_pool(train, args.noise, seed)
         for size in args.sizes:
             small = distilled(scored, size, seed, options)
             base = get_distillation_result(small).diagnostics["correspondence_scale"]  # the scale P started at
@@ -135,7 +136,7 @@ def training_spread(args, train, test) -> None:
     options = json.loads(args.options)
     means: dict[tuple[int, str], list[float]] = {}
     for pool_seed in args.seeds:
-        scored, texts = scored_pool(train, args.noise, pool_seed)
+        scored, texts, _ = scored_pool(train, args.noise, pool_seed)
         pairs = ProxyData({"image": train["image"], "text": texts})
         seeds = range(pool_seed * args.training_seeds, (pool_seed + 1) * args.training_seeds)
         for size in args.sizes:
