@@ -28,7 +28,7 @@ from .selector import EmbeddingSelector, FeatureSet, PoolReference, Selector
 
 __version__ = "0.1.0"
 
-# Loaded on first use: the Trainer integration imports transformers' Trainer, distillation sklearn's mixtures,
+# Loaded on first use: the Trainer integration imports transformers' Trainer, distillation scipy and sklearn,
 # evaluation torch (its proxies train on it).
 _LAZY_NAMES = {
     **dict.fromkeys(("CoresetReport", "evaluate_coreset"), "evaluation"),

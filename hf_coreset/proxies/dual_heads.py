@@ -42,7 +42,7 @@ def info_nce(image_out: torch.Tensor, text_out: torch.Tensor, log_scale: torch.T
     """Symmetric InfoNCE of matched rows ``image_out[i] <-> text_out[i]`` against the other rows of the batch.
 
     ``reduction="none"`` gives one loss per pair (image-to-text and text-to-image averaged), the per-pair
-    signal that MDW's mixture model and OST's per-sample gradients need.
+    signal that MDW's co-teaching weights and OST's per-sample gradients need.
 
     ``targets`` (optional, ``(B, B)``, rows summing to 1) replaces the identity as the image-to-text target
     distribution (soft correspondence, as MDW's learned matrix P); ``text_targets`` does the same for

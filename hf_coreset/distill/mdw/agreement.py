@@ -80,17 +80,35 @@ class CrossModalNeighbours:
     def agreement(self, weights: np.ndarray | None = None, *, hubness_correction: bool = True,
                   block: int = 2048) -> np.ndarray:
         """The agreement score of every pair (see :func:`knn_agreement`)."""
+        return self.agreement_with_null(weights, hubness_correction=hubness_correction, block=block)[0]
+
+    def agreement_with_null(self, weights: np.ndarray | None = None, partners: np.ndarray | None = None, *,
+                            hubness_correction: bool = True, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+        """The agreement of every pair, and that of the mismatched pairs ``image i <-> caption partners[i]``
+        (None: no null, an empty array), standardised with the real pairs' mean and spread so that the two
+        can be compared: the null is what a permuted caption scores on this pool."""
         weights = np.ones(len(self.images)) if weights is None else np.asarray(weights, dtype=np.float64)
         # A row whose neighbours all weigh 0 falls back to equal weights rather than to a zero prediction.
         text_weights = _normalised_rows(weights[self.of_images])
         image_weights = _normalised_rows(weights[self.of_texts])
+        # Row i: the caption image i's neighbours predict, and the image caption i's neighbours predict.
         predicted_texts = np.einsum("nk,nkd->nd", text_weights, self.texts[self.of_images])
         predicted_images = np.einsum("nk,nkd->nd", image_weights, self.images[self.of_texts])
-        if not hubness_correction:  # the mean cosine to the neighbours' captions / images
-            return (zscore(np.einsum("nd,nd->n", self.texts, predicted_texts))
-                    + zscore(np.einsum("nd,nd->n", self.images, predicted_images)))
-        return (zscore(csls_diagonal(self.texts, l2_normalize(predicted_texts), self.k, block))
-                + zscore(csls_diagonal(self.images, l2_normalize(predicted_images), self.k, block)))
+        rows = np.arange(len(self.images))
+        # Pairing 0 is the pool's own (image i <-> caption i), pairing 1 the null's (image i <-> caption
+        # partners[i]); both in one pass, so the N x N products behind the hubness terms are taken once.
+        captions = rows[None] if partners is None else np.stack([rows, np.asarray(partners)])
+        images = np.broadcast_to(rows, captions.shape)
+        if hubness_correction:
+            text_side = csls_of_pairs(self.texts, l2_normalize(predicted_texts), captions, images, self.k, block)
+            image_side = csls_of_pairs(self.images, l2_normalize(predicted_images), images, captions, self.k, block)
+        else:  # the mean cosine to the neighbours' captions / images
+            text_side = np.einsum("mnd,mnd->mn", self.texts[captions], predicted_texts[images])
+            image_side = np.einsum("mnd,mnd->mn", self.images[images], predicted_images[captions])
+        score = zscore(text_side[0]) + zscore(image_side[0])
+        if partners is None:
+            return score, np.empty(0)
+        return score, standardise_like(text_side[1], text_side[0]) + standardise_like(image_side[1], image_side[0])
 
 
 def _normalised_rows(weights: np.ndarray) -> np.ndarray:
@@ -110,9 +128,25 @@ def csls_diagonal(queries: np.ndarray, candidates: np.ndarray, k: int = 10, bloc
         >>> bool(np.allclose(csls_diagonal(q, q, k=1), [0.0, 0.0, 0.0]))   # every row its own best match
         True
     """
+    rows = np.arange(len(queries))
+    return csls_of_pairs(queries, candidates, rows, rows, k, block)
+
+
+def csls_of_pairs(queries: np.ndarray, candidates: np.ndarray, query_rows: np.ndarray, candidate_rows: np.ndarray,
+                  k: int = 10, block: int = 2048) -> np.ndarray:
+    """The hubness-corrected similarity of query ``query_rows[i]`` and candidate ``candidate_rows[i]`` for every
+    ``i`` (see :func:`csls_diagonal`, the case of both rows equal to ``arange(N)``). The row arrays may have a
+    leading axis (several pairings, the hubness terms computed once); the result has their shape.
+
+    Example:
+        >>> q = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> csls_of_pairs(q, q, np.array([0, 1]), np.array([1, 0]), k=1).tolist()   # each with the other's
+        [-2.0, -2.0]
+    """
     k = min(k, len(candidates))
-    diagonal = np.einsum("nd,nd->n", queries, candidates)
-    return 2 * diagonal - _mean_top_k(queries, candidates, k, block) - _mean_top_k(candidates, queries, k, block)
+    similarity = np.einsum("...d,...d->...", queries[query_rows], candidates[candidate_rows])
+    return (2 * similarity - _mean_top_k(queries, candidates, k, block)[query_rows]
+            - _mean_top_k(candidates, queries, k, block)[candidate_rows])
 
 
 def _mean_top_k(rows: np.ndarray, others: np.ndarray, k: int, block: int) -> np.ndarray:
@@ -127,6 +161,17 @@ def zscore(values: np.ndarray) -> np.ndarray:
     """``(values - mean) / std`` (all-equal values give zeros)."""
     spread = values.std()
     return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values, dtype=np.float64)
+
+
+def standardise_like(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``values`` on the scale of ``zscore(reference)``: minus the reference's mean, over its std.
+
+    Example:
+        >>> standardise_like(np.array([3.0]), np.array([0.0, 2.0])).tolist()
+        [2.0]
+    """
+    spread = reference.std()
+    return (values - reference.mean()) / spread if spread > 0 else np.zeros_like(values, dtype=np.float64)
 
 
 def _centred_unit(x: np.ndarray) -> np.ndarray:

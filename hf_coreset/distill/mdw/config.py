@@ -28,7 +28,8 @@ class MDWConfig:
             given image network followed by one linear layer).
         score_batch_size: a held-out half is scored in chunks of at most this many pairs (each pair against
             the others of its chunk), which keeps the scoring linear in the pool size.
-        gmm_max_iter, gmm_reg_covar: the Gaussian mixture that turns the clean score into a probability.
+        two_groups_max_iter: EM iterations of the two-groups model that turns the clean score into a
+            probability (only the matched component is fitted: the mismatched one is measured).
         clean_threshold: a pair is "clean" when its clean probability reaches this.
         clean_probability_column: distillation only: read the clean probabilities from this column of the
             dataset (e.g. one added by ``add_clean_probability``) instead of estimating them again.
@@ -98,8 +99,7 @@ class MDWConfig:
     proxy_batch_size: int = 128
     heads: str = "mlp"
     score_batch_size: int = 4096
-    gmm_max_iter: int = 100
-    gmm_reg_covar: float = 1e-4
+    two_groups_max_iter: int = 100
     clean_threshold: float = 0.5
     clean_probability_column: str | None = None
 
@@ -134,7 +134,7 @@ class MDWConfig:
         for name in ("agreement_k", "proxy_epochs", "proxy_batch_size", "score_batch_size", "expert_tracks",
                      "expert_steps", "checkpoint_every", "expert_epochs", "rank", "cam_top_k", "real_batch_size"):
             check_positive(name, getattr(self, name))
-        for name in ("proxy_rounds", "iterations", "seed"):
+        for name in ("proxy_rounds", "iterations", "seed", "two_groups_max_iter"):
             check_non_negative(name, getattr(self, name))
             setattr(self, name, int(getattr(self, name)))  # numpy integers become plain ints, as SelectionConfig's seed
         for name in ("proxy_lr", "lr_features", "lr_pixels", "lr_text", "lr_correspondence", "lr_student_lr"):
