@@ -159,8 +159,7 @@ def _mean_top_k(rows: np.ndarray, others: np.ndarray, k: int, block: int) -> np.
 
 def zscore(values: np.ndarray) -> np.ndarray:
     """``(values - mean) / std`` (all-equal values give zeros)."""
-    spread = values.std()
-    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values, dtype=np.float64)
+    return standardise_like(values, values)
 
 
 def standardise_like(values: np.ndarray, reference: np.ndarray) -> np.ndarray:

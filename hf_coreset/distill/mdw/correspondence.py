@@ -214,11 +214,15 @@ class TwoGroups:
         mean, spread = above.mean(), max(above.std(), 1e-6)
         with np.errstate(divide="ignore"):
             log_odds_prior = np.log1p(-pi0) - np.log(pi0)  # +inf when pi0 = 0: every pair matched
+
+        def posterior_of(mean: float, spread: float) -> np.ndarray:
+            return expit(log_odds_prior + norm.logpdf(scores, mean, spread) - log_null)
+
         for _ in range(config.two_groups_max_iter):
-            posterior = expit(log_odds_prior + norm.logpdf(scores, mean, spread) - log_null)
+            posterior = posterior_of(mean, spread)
             mean = float(np.average(scores, weights=posterior))
             spread = max(float(np.sqrt(np.average((scores - mean) ** 2, weights=posterior))), 1e-6)
-        posterior = expit(log_odds_prior + norm.logpdf(scores, mean, spread) - log_null)
+        posterior = posterior_of(mean, spread)
         # Two Gaussians of unequal spreads give a log posterior odds quadratic in the score. A matched component
         # wider than the null's rises again in the far low tail (the peak is the top score); a narrower one
         # falls in the far high tail (the peak is inside). Below its peak each pair gets the least posterior at
