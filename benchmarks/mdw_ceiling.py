@@ -2,6 +2,8 @@
 
     python -m benchmarks.mdw_ceiling                                  # both datasets, noise 0 / 0.2 / 0.5, 3 seeds
     python -m benchmarks.mdw_ceiling --datasets openclipart --noise 0.5 --seeds 0   # one pool
+    python -m benchmarks.mdw_ceiling --expert-only    # only the expert trained again, other columns kept
+    python -m benchmarks.mdw_ceiling --tables-only    # no training: the per-cell table against today's grid
 
 For every pool of the distillation grid (``benchmarks.retrieval.distill``: dataset, caption noise, seed; the same
 permuted captions and clean probabilities), heads are trained as the grid trains a coreset
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,14 +54,28 @@ def pool_ceilings(train: dict, test, dataset: str, noise: float, seed: int) -> d
             "whole pool": np.arange(len(probability))}
     scores = {name: train_and_score("dual_encoder", pairs, chosen, test, steps=500, seed=seed)["r_mean"]
               for name, chosen in rows.items()}
-    images = torch.as_tensor(np.asarray(train["image"]), dtype=torch.float32)
-    expert, _ = train_experts(images, torch.as_tensor(np.asarray(texts), dtype=torch.float32), probability,
-                              MDWConfig(seed=seed), keep_trajectory=False)
-    scores["expert"] = retrieval_scores(expert, test)["r_mean"]
+    scores["expert"] = expert_r_mean(train, texts, probability, test, seed)
     record = {"dataset": dataset, "noise": noise, "seed": seed, "r_mean": scores,
               "rows": {name: len(chosen) for name, chosen in rows.items()}}
     print(f"  {dataset} noise={noise} seed={seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()), flush=True)
     return record
+
+
+def expert_r_mean(train: dict, texts, probability: np.ndarray, test, seed: int) -> float:
+    """r_mean of MDW's averaged expert (default ``MDWConfig``) on one pool."""
+    images = torch.as_tensor(np.asarray(train["image"]), dtype=torch.float32)
+    expert, _ = train_experts(images, torch.as_tensor(np.asarray(texts), dtype=torch.float32), probability,
+                              MDWConfig(seed=seed), keep_trajectory=False)
+    return retrieval_scores(expert, test)["r_mean"]
+
+
+def retrain_expert(train: dict, test, record: dict) -> dict:
+    """A saved pool's record with its expert column trained again on today's code (the rest kept)."""
+    scored, texts, _ = scored_pool(train, record["noise"], record["seed"])
+    score = expert_r_mean(train, texts, np.asarray(scored["clean_probability"]), test, record["seed"])
+    print(f"  {record['dataset']} noise={record['noise']} seed={record['seed']}: expert {score:.2f} "
+          f"(was {record['r_mean']['expert']:.2f})", flush=True)
+    return {**record, "r_mean": {**record["r_mean"], "expert": score}}
 
 
 def needs(cell: dict) -> dict[str, float]:
@@ -110,17 +127,36 @@ def main(argv=None) -> None:
     parser.add_argument("--noise", nargs="+", type=float, default=[0.0, 0.2, 0.5])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--output", default=str(RESULTS / "mdw_ceiling"), help="writes <output>.md and .json")
+    reuse = parser.add_mutually_exclusive_group()
+    reuse.add_argument("--tables-only", action="store_true",
+                       help="train nothing: rebuild the tables from <output>.json's pools and today's grid (e.g. "
+                            "after the grid was re-run)")
+    reuse.add_argument("--expert-only", action="store_true",
+                       help="train only the expert again (e.g. after MDW's experts changed); the other columns come "
+                            "from <output>.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # as the grid
+    saved = json.loads(Path(f"{args.output}.json").read_text()) if args.tables_only or args.expert_only else None
     runs, grid_cells = [], []
     with threadpool_limits(1):
         for dataset in args.datasets:
-            features = load_features(dataset)
-            train, test = features["train"], test_pairs(features["test"])
-            runs += [pool_ceilings(train, test, dataset, noise, seed) for noise in args.noise for seed in args.seeds]
+            if saved is not None:
+                mine = [r for r in saved["runs"] if r["dataset"] == dataset and r["noise"] in args.noise]
+                if args.expert_only:
+                    features = load_features(dataset)
+                    mine = [retrain_expert(features["train"], test_pairs(features["test"]), r) for r in mine]
+                runs += mine
+            else:
+                features = load_features(dataset)
+                train, test = features["train"], test_pairs(features["test"])
+                runs += [pool_ceilings(train, test, dataset, noise, seed)
+                         for noise in args.noise for seed in args.seeds]
             grid = RESULTS / f"distill_{dataset}.json"
             grid_cells += [c for c in cells(json.loads(grid.read_text())["runs"]) if c["noise"] in args.noise]
-    command = "python -m benchmarks.mdw_ceiling " + " ".join(sys.argv[1:] if argv is None else argv)
+    # With saved pools the columns are what the saved command gives on today's code (the expert the only one that
+    # depends on MDW's code), so the saved command stays the one to quote.
+    command = saved["command"] if saved is not None else \
+        "python -m benchmarks.mdw_ceiling " + " ".join(sys.argv[1:] if argv is None else argv)
     text = "\n\n".join([
         f"Command: `{command.strip()}`",
         "Heads trained as the grid trains a coreset (500 steps), on every pool of the distillation grid; r_mean (%) "

@@ -9,9 +9,10 @@
 The first form distils each (seed, N) cell of ``benchmarks.retrieval.distill`` with ``MDWConfig`` options changed
 (the same pools, clean probabilities and training of the heads) and prints r_mean per seed beside the committed
 grid's ``mdw`` and ``cast`` for the same seed (``results/distill_<dataset>.json``; re-run the grid when the
-default changed since). The second form asks where a cell's seed-to-seed spread comes from: per pool seed
-(``--seeds``), one distilled set and one CAST coreset, each trained with ``--training-seeds`` seeds; the spread of
-those is the training's alone, and the spread of their means over the pool seeds is the pools'. The third form
+default changed since), then the variant's two margins per N (over the grid's best selector and its mdw-init, 2
+pooled std) and how many cells pass both. The second form asks where a cell's seed-to-seed spread comes from: per
+pool seed (``--seeds``), one distilled set and one CAST coreset, each trained with ``--training-seeds`` seeds; the
+spread of those is the training's alone, and the spread of their means over the pool seeds is the pools'. The third form
 asks how sharp P's soft targets should be: each (seed, N) set is distilled once and trained with P multiplied by
 each of ``--scales`` / ``correspondence_scale`` (with ``iterations=0``, P is ``correspondence_scale`` times the
 experts' cosine similarity, so this equals distilling with ``correspondence_scale`` set to each scale, at one
@@ -41,7 +42,7 @@ from hf_coreset.evaluation import ProxyData, retrieval_scores, train_and_score
 
 from .retrieval.__main__ import test_pairs
 from .retrieval.data import noisy_pool
-from .retrieval.distill import RESULTS, add_cell_arguments, load_features, summary_of
+from .retrieval.distill import RESULTS, add_cell_arguments, fmt, load_features, margins, summary_of
 
 COLUMNS = {"image_column": "img_emb", "text_column": "txt_emb"}
 
@@ -96,6 +97,28 @@ def compare_options(args, train, test) -> None:
                  for m in ("mdw", "cast")]
         print(f"| {size} | mean | {mine[0]:.2f} ± {mine[1]:.2f} | "
               + " | ".join(f"{m[0]:.2f} ± {m[1]:.2f}" if m else "" for m in means) + " |")
+    print(verdicts(scores, saved, args.seeds))
+
+
+def verdicts(scores: dict[int, dict[int, float]], saved: dict, seeds: list[int]) -> str:
+    """The variant's two margins per N, against the committed grid's selectors and mdw-init on the same seeds
+    (the margins of ``benchmarks.retrieval.distill``'s summary, with the variant in mdw's place)."""
+    lines = ["\n| N | variant | best selector | mdw-init | - best (2 pooled std) | - init (2 pooled std) |",
+             "|---:|---:|---|---:|---:|---:|"]
+    passed = 0
+    for size, per_seed in scores.items():
+        methods = {method: summary_of([values[s] for s in seeds]) for (n, method), values in saved.items()
+                   if n == size and method != "mdw" and all(s in values for s in seeds)}
+        if "mdw-init" not in methods:
+            continue  # no committed grid for this cell
+        methods["mdw"] = summary_of(list(per_seed.values()))
+        found = margins(methods)
+        passed += found["vs_best"]["beats"] and found["vs_init"]["beats"]
+        best = found["best_selector"]
+        lines.append(f"| {size} | {fmt(methods['mdw'])} | {best} {fmt(methods[best])} | {fmt(methods['mdw-init'])} | "
+                     + " | ".join(f"{found[k]['margin']:+.2f} ({2 * found[k]['pooled_std']:.2f}): "
+                                  f"{'yes' if found[k]['beats'] else '**no**'}" for k in ("vs_best", "vs_init")) + " |")
+    return "\n".join(lines) + f"\n\nCells passing both margins: {passed} of {len(lines) - 2}."
 
 
 def with_scaled_correspondence(small, factor: float):

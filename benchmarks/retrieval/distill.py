@@ -146,6 +146,24 @@ def summary_of(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+def margins(methods: dict[str, tuple[float, float]], arm: str = "mdw") -> dict:
+    """Issue 16's two margins of ``arm`` in one cell (``methods``: name -> (mean, std) over the seeds): over the
+    best selector and over MDW's starting pairs (mdw-init); each counts when larger than 2 pooled std."""
+    best = max((m for m in methods if m not in MDW_ARMS), key=lambda m: methods[m][0])
+    out: dict = {"best_selector": best}
+    for key, other in (("vs_best", best), ("vs_init", "mdw-init")):
+        margin = methods[arm][0] - methods[other][0]
+        pooled = float(np.hypot(methods[arm][1], methods[other][1]))
+        out[key] = {"margin": margin, "pooled_std": pooled, "beats": margin > 2 * pooled}
+    return out
+
+
+def passes(methods: dict[str, tuple[float, float]], arm: str = "mdw") -> bool:
+    """Whether ``arm`` passes both of issue 16's margins in a cell."""
+    found = margins(methods, arm)
+    return found["vs_best"]["beats"] and found["vs_init"]["beats"]
+
+
 def cells(runs: list[dict]) -> list[dict]:
     """Per (dataset, noise, N): mean and std of every method, the best selector, and MDW's two margins."""
     out = []
@@ -153,15 +171,8 @@ def cells(runs: list[dict]) -> list[dict]:
         mine = [r for r in runs if (r["dataset"], r["noise"], r["pairs"]) == (dataset, noise, size)]
         methods = {m: summary_of([r["r_mean"] for r in mine if r["method"] == m])
                    for m in sorted({r["method"] for r in mine})}
-        selectors = [m for m in methods if m not in MDW_ARMS]
-        best = max(selectors, key=lambda m: methods[m][0])
-        cell = {"dataset": dataset, "noise": noise, "pairs": size, "methods": methods, "best_selector": best,
-                "seeds": len({r["seed"] for r in mine})}
-        for other in (best, "mdw-init"):
-            margin = methods["mdw"][0] - methods[other][0]
-            pooled = float(np.hypot(methods["mdw"][1], methods[other][1]))
-            cell["vs_best" if other == best else "vs_init"] = {"margin": margin, "pooled_std": pooled,
-                                                                "beats": margin > 2 * pooled}
+        cell = {"dataset": dataset, "noise": noise, "pairs": size, "methods": methods,
+                "seeds": len({r["seed"] for r in mine}), **margins(methods)}
         mdw_runs = [r for r in mine if r["method"] == "mdw"]
         cell["mdw_cpu_s"] = summary_of([r["cpu_s"] for r in mdw_runs])
         cell["estimate_cpu_s"] = summary_of([r["estimate_cpu_s"] for r in mdw_runs])
@@ -189,6 +200,13 @@ def summary_table(all_cells: list[dict]) -> str:
             f"{c['vs_init']['margin']:+.2f} ({2 * c['vs_init']['pooled_std']:.2f}): {verdict[c['vs_init']['beats']]} | "
             f"{matching} | {c['mdw_cpu_s'][0]:.1f} (+ {c['estimate_cpu_s'][0]:.1f}) |")
     return "\n".join(lines)
+
+
+def pass_counts(all_cells: list[dict]) -> str:
+    """How many cells each distilling arm passes both margins in (the same margins as mdw's above)."""
+    arms = [a for a in MDW_ARMS if a != "mdw-init" and all(a in c["methods"] for c in all_cells)]
+    counts = [f"{arm} {sum(passes(c['methods'], arm) for c in all_cells)}" for arm in arms]
+    return f"Cells passing both margins, of {len(all_cells)}: " + ", ".join(counts) + "."
 
 
 def full_table(all_cells: list[dict], runs: list[dict]) -> str:
@@ -272,6 +290,7 @@ def merge() -> None:
             "starting pairs (mdw-init), r_mean (%) mean ± sample std over seeds; a margin counts when it is larger "
             "than 2 pooled std (sqrt(std_a^2 + std_b^2)). CPU s: one distillation, with the clean-probability "
             f"estimate (shared by the N of a pool) in brackets.\n\n{summary_table(all_cells)}\n\n"
+            f"{pass_counts(all_cells)}\n\n"
             f"Where a distillation's CPU time goes (s):\n\n{time_table(runs)}\n"
             + ("\nObjective per iteration: distill_objective.png\n" if has_plot else ""))
     (RESULTS / "distill_summary.md").write_text(text)
