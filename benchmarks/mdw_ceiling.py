@@ -14,7 +14,7 @@ permuted captions and clean probabilities), heads are trained as the grid trains
 * ``whole pool``: every pair, mismatched ones included;
 
 and ``expert`` is MDW's own averaged expert (``train_experts`` with the default ``MDWConfig``: 2 tracks x 250
-steps on the whole pool, pairs drawn in proportion to their clean probability), the teacher P comes from.
+steps on the pairs deemed clean, drawn in proportion to their clean probability), the teacher P comes from.
 
 Then, per (dataset, noise, N) cell of the committed grid (``results/distill_<dataset>.json``), what MDW's mean must
 exceed for issue 16's two margins (above the best selector and above mdw-init by more than 2 pooled std): with

@@ -351,6 +351,24 @@ def test_experts_share_one_start_and_average_their_checkpoints(noisy_pairs, nois
     torch.testing.assert_close(last_only[0].parameters, trajectory[-1].parameters)
 
 
+def test_experts_train_only_on_the_pairs_deemed_clean(noisy_pairs, noisy_probability):
+    images, texts = pair_tensors(noisy_pairs)
+    unlikely = noisy_probability < 0.5
+    assert 0 < unlikely.sum() < len(images) - 128
+    probability = np.where(unlikely, 0.45, noisy_probability)  # likely mismatched, but not impossible
+    images[torch.as_tensor(unlikely)] = float("nan")  # drawn even once, they would poison the experts
+    config = MDWConfig(expert_tracks=2, expert_steps=20, checkpoint_every=10, expert_epochs=1)
+    _, trajectory = mdw_distill.train_experts(images, texts, probability, config)
+    assert torch.isfinite(trajectory[-1].parameters).all()
+
+
+def test_expert_draw_falls_back_to_the_most_probable_pairs():
+    probability = np.array([0.2, 0.9, 0.1, 0.3, 0.0])
+    draw = mdw_distill.expert_draw(probability, threshold=0.5, at_least=3)
+    np.testing.assert_allclose(draw, [0.2 / 1.4, 0.9 / 1.4, 0.0, 0.3 / 1.4, 0.0])
+    np.testing.assert_allclose(mdw_distill.expert_draw(probability, 0.5, at_least=1), [0, 1, 0, 0, 0])
+
+
 def test_correspondence_starts_from_the_expert_similarity():
     expert = nn.Module()
     config = MDWConfig(correspondence_scale=10.0, rank=4)

@@ -35,8 +35,8 @@ class MDWConfig:
             dataset (e.g. one added by ``add_clean_probability``) instead of estimating them again.
 
     Distillation (see :mod:`.distill`):
-        expert_tracks: experts trained on the whole pool (pairs drawn in proportion to their clean
-            probability), each from its own seed; their trajectories are what the student matches.
+        expert_tracks: experts trained on the likely-clean pairs (clean probability >= ``clean_threshold``,
+            drawn in proportion to it), each from its own seed; their trajectories are what the student matches.
         expert_steps, checkpoint_every: optimisation steps of each expert and the spacing of the saved
             checkpoints (parameters and AdamW moments). 250 steps of 128 pairs: the student then starts
             anywhere in the first 200 steps (``max_start_epoch``), where the heads move most; the final
