@@ -55,8 +55,8 @@ def profile_matching(pool_images: torch.Tensor, pool_texts: torch.Tensor, probab
     config = MDWConfig(seed=seed, iterations=iterations)
     synthetic, _ = mdw.init_synthetic(pool_images, pool_texts, probability, pairs, config)
     expert, trajectory = mdw.train_experts(pool_images, pool_texts, probability, config)
-    synthetic.correspondence = mdw.expert_correspondence(expert, synthetic.images.detach(),
-                                                         synthetic.texts.detach(), config)
+    synthetic.correspondence, _ = mdw.expert_correspondence(expert, synthetic.images.detach(),
+                                                            synthetic.texts.detach(), config)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
         mdw.match_trajectories(synthetic, expert, trajectory, config, pixels=False, show_progress=False)
     return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=10)

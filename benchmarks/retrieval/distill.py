@@ -339,10 +339,13 @@ def main(argv=None) -> None:
         runs = run_chunk(args)
     command = "python -m benchmarks.retrieval.distill " + " ".join(argv if argv is not None else sys.argv[1:])
     CHUNKS.mkdir(parents=True, exist_ok=True)
-    saved = {"command": command.strip(), "wall_s": time.perf_counter() - started, "runs": runs}
+    wall_s = time.perf_counter() - started
+    saved = {"command": command.strip(), "wall_s": wall_s, "runs": runs}
     if replacing:  # the chunk as saved, with these (seed, N, method) runs replaced and the command added
-        saved = with_runs_replaced(json.loads(path.read_text()), runs, saved["command"],
+        previous = json.loads(path.read_text())
+        saved = with_runs_replaced(previous, runs, saved["command"],
                                    cell=lambda r: (r["seed"], r["pairs"], r["method"]))
+        saved["wall_s"] = [*np.atleast_1d(previous["wall_s"]).tolist(), wall_s]  # one per command, in order
     path.write_text(json.dumps(saved, indent=1))
     print(f"{len(runs)} runs in {time.perf_counter() - started:.0f} s -> {path}")
 

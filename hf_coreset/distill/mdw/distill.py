@@ -180,8 +180,9 @@ def expert_draw(probability: np.ndarray, threshold: float, at_least: int) -> np.
     the most probable others join, as in :func:`starting_clusters`. Sums to 1.
 
     Drawing every pair in proportion to its probability still draws the unlikely ones: with half of Open Clip
-    Art's captions permuted, the expert trained that way retrieved worse (18.35-19.02 r_mean) than heads trained
-    on the deemed-clean pairs alone (19.77-20.77).
+    Art's captions permuted, the expert trained that way retrieved worse (18.35-19.08 r_mean, seeds 0-2) than
+    heads trained on the deemed-clean pairs alone (19.77-20.78); drawn from those pairs it reaches 20.23-21.55
+    (``benchmarks/results/mdw_ceiling.md``).
 
     Example:
         >>> expert_draw(np.array([0.9, 0.1, 0.6, 0.4]), threshold=0.5, at_least=2)
