@@ -105,10 +105,8 @@ class CrossModalNeighbours:
         else:  # the mean cosine to the neighbours' captions / images
             text_side = np.einsum("mnd,mnd->mn", self.texts[captions], predicted_texts[images])
             image_side = np.einsum("mnd,mnd->mn", self.images[images], predicted_images[captions])
-        score = zscore(text_side[0]) + zscore(image_side[0])
-        if partners is None:
-            return score, np.empty(0)
-        return score, standardise_like(text_side[1], text_side[0]) + standardise_like(image_side[1], image_side[0])
+        # Row 0 of each side is the pool's pairing; rows 1: are the null's (none without partners: an empty null).
+        return standardised_sum([(text_side[0], text_side[1:].ravel()), (image_side[0], image_side[1:].ravel())])
 
 
 def _normalised_rows(weights: np.ndarray) -> np.ndarray:
@@ -171,6 +169,22 @@ def standardise_like(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """
     spread = reference.std()
     return (values - reference.mean()) / spread if spread > 0 else np.zeros_like(values, dtype=np.float64)
+
+
+def standardised_sum(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """A score made of several signals, and its null on the same scale: the sum of ``zscore(real)`` over the
+    ``(real, null)`` parts, and the sum of each ``null`` standardised like its own ``real``. (A null put on any
+    other scale than the score's would not say what a mismatched pair scores.)
+
+    Example:
+        >>> first, second = (np.array([0.0, 2.0]), np.array([3.0])), (np.array([1.0, 3.0]), np.array([1.0]))
+        >>> score, null = standardised_sum([first, second])
+        >>> score.tolist(), null.tolist()
+        ([-2.0, 2.0], [1.0])
+    """
+    score = sum(zscore(real) for real, _ in parts)
+    null = sum(standardise_like(null, real) for real, null in parts)
+    return score, null
 
 
 def _centred_unit(x: np.ndarray) -> np.ndarray:

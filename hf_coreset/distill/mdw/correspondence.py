@@ -54,7 +54,7 @@ from torch import nn
 
 from ...errors import CoresetInputError
 from ...proxies import epoch_batches, info_nce, optimise
-from .agreement import CrossModalNeighbours, csls_of_pairs, standardise_like, zscore
+from .agreement import CrossModalNeighbours, csls_of_pairs, standardise_like, standardised_sum, zscore
 from .config import MDWConfig
 from .inputs import check_image_network, check_pool, check_space, read_pairs
 from .proxy import build_proxy
@@ -124,10 +124,8 @@ def fit_dual_track(images: torch.Tensor, texts: torch.Tensor, config: MDWConfig,
             held_out, held_out_null = held_out_scores(model, images[other], texts[other], config)
             held_out_sum[other] += held_out
             held_out_null_sum[other] += held_out_null
-        mean_held_out = held_out_sum / (round_ + 1)
-        score = zscore(agreement) + zscore(mean_held_out)
-        null = (standardise_like(agreement_null, agreement)
-                + standardise_like(held_out_null_sum / (round_ + 1), mean_held_out))
+        score, null = standardised_sum([(agreement, agreement_null),
+                                        (held_out_sum / (round_ + 1), held_out_null_sum / (round_ + 1))])
         fit = TwoGroups.fit(score, null, config)
         history.append(fit.clean_probability)
     return DualTrackResult(clean_probability=fit.clean_probability, clean_score=score, null_score=null,
