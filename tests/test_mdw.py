@@ -383,6 +383,20 @@ def test_correspondence_starts_from_the_expert_similarity():
     assert scale == 0.0
 
 
+def test_default_rank_keeps_the_experts_correspondence_exact_up_to_128_pairs():
+    # The experts' heads are 256 wide, so their similarity of 128 synthetic pairs has full rank; the default
+    # factors must hold it (with rank 32 its off-diagonal entries were off by ~0.3 logits at 500 pairs).
+    expert = nn.Module()
+    expert.forward = lambda i, t: (torch.nn.functional.normalize(i, dim=1), torch.nn.functional.normalize(t, dim=1))
+    expert.eval = lambda: expert
+    generator = torch.Generator().manual_seed(0)
+    images, texts = torch.randn(128, 256, generator=generator), torch.randn(128, 256, generator=generator)
+    image_out, text_out = expert(images, texts)
+    correspondence, scale = mdw_distill.expert_correspondence(expert, images, texts, MDWConfig())
+    torch.testing.assert_close(correspondence.matrix().detach().float(), scale * image_out @ text_out.T,
+                               atol=1e-4, rtol=1e-4)
+
+
 def test_correspondence_std_sets_the_spread_of_p_whatever_the_similarity_spread():
     expert = nn.Module()
     expert.forward = lambda i, t: (torch.nn.functional.normalize(i, dim=1), torch.nn.functional.normalize(t, dim=1))
