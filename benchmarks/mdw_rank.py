@@ -15,13 +15,14 @@ step sees). Appends the table to ``results/mdw_rank.md``.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
 from hf_coreset.distill import MDWConfig
-from hf_coreset.distill.mdw.distill import init_synthetic, train_experts
+from hf_coreset.distill.mdw.distill import expert_correspondence, init_synthetic, train_experts
 from hf_coreset.distill.mdw.inputs import read_pairs
 from hf_coreset.distill.mdw.low_rank import LowRankCorrespondence
 
@@ -32,15 +33,16 @@ BLOCK = 128
 
 
 def experts_correspondence(scored, size: int, seed: int) -> torch.Tensor:
-    """The exact ``(size, size)`` P the default distillation of ``scored`` starts from (before factorising)."""
+    """The exact ``(size, size)`` P the default distillation of ``scored`` starts from (its factors as wide as
+    the matrix, so nothing is cut)."""
     images, texts = read_pairs(scored, COLUMNS["image_column"], COLUMNS["text_column"])
     probability = np.asarray(scored["clean_probability"])
     config = MDWConfig(seed=seed)
     synthetic, _ = init_synthetic(images, texts, probability, size, config)
     expert, _ = train_experts(images, texts, probability, config, keep_trajectory=False)
     with torch.no_grad():
-        image_out, text_out = expert(synthetic.images, synthetic.texts)
-        return config.correspondence_scale * (image_out @ text_out.T).double()
+        exact, _ = expert_correspondence(expert, synthetic.images, synthetic.texts, replace(config, rank=size))
+        return exact.matrix().double()
 
 
 def block_kl(exact: torch.Tensor, factorised: torch.Tensor, seed: int, blocks: int = 20) -> float:
@@ -66,7 +68,8 @@ def main() -> None:
     torch.set_num_threads(1)
     train = load_features(args.dataset)["train"]
     lines = [f"\n{args.dataset}, {args.noise:.0%} of captions permuted, default MDWConfig; "
-             f"`python -m benchmarks.mdw_rank --dataset {args.dataset} --noise {args.noise}`\n",
+             f"`python -m benchmarks.mdw_rank --dataset {args.dataset} --noise {args.noise} "
+             f"--seeds {' '.join(map(str, args.seeds))}`\n",
              "| seed | N | rank | off-diagonal spread of P | error rms | error max | KL of 128-pair targets |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
     with threadpool_limits(1):
