@@ -140,17 +140,17 @@ def main(argv=None) -> None:
     runs, grid_cells = [], []
     with threadpool_limits(1):
         for dataset in args.datasets:
-            if saved is not None:
-                mine = [r for r in saved["runs"] if r["dataset"] == dataset and r["noise"] in args.noise]
-                if args.expert_only:
-                    features = load_features(dataset)
-                    mine = [retrain_expert(features["train"], test_pairs(features["test"]), r) for r in mine]
-                runs += mine
+            kept = [r for r in saved["runs"] if r["dataset"] == dataset and r["noise"] in args.noise] if saved else []
+            if args.tables_only:
+                runs += kept
             else:
                 features = load_features(dataset)
                 train, test = features["train"], test_pairs(features["test"])
-                runs += [pool_ceilings(train, test, dataset, noise, seed)
-                         for noise in args.noise for seed in args.seeds]
+                if args.expert_only:
+                    runs += [retrain_expert(train, test, r) for r in kept]
+                else:
+                    runs += [pool_ceilings(train, test, dataset, noise, seed)
+                             for noise in args.noise for seed in args.seeds]
             grid = RESULTS / f"distill_{dataset}.json"
             grid_cells += [c for c in cells(json.loads(grid.read_text())["runs"]) if c["noise"] in args.noise]
     # With saved pools the columns are what the saved command gives on today's code (the expert the only one that

@@ -42,7 +42,16 @@ from hf_coreset.evaluation import ProxyData, retrieval_scores, train_and_score
 
 from .retrieval.__main__ import test_pairs
 from .retrieval.data import noisy_pool
-from .retrieval.distill import RESULTS, add_cell_arguments, fmt, load_features, margins, summary_of
+from .retrieval.distill import (
+    RESULTS,
+    add_cell_arguments,
+    fmt,
+    load_features,
+    margin_text,
+    margins,
+    passes,
+    summary_of,
+)
 
 COLUMNS = {"image_column": "img_emb", "text_column": "txt_emb"}
 
@@ -113,11 +122,10 @@ def verdicts(scores: dict[int, dict[int, float]], saved: dict, seeds: list[int])
             continue  # no committed grid for this cell
         methods["mdw"] = summary_of(list(per_seed.values()))
         found = margins(methods)
-        passed += found["vs_best"]["beats"] and found["vs_init"]["beats"]
+        passed += passes(methods)
         best = found["best_selector"]
         lines.append(f"| {size} | {fmt(methods['mdw'])} | {best} {fmt(methods[best])} | {fmt(methods['mdw-init'])} | "
-                     + " | ".join(f"{found[k]['margin']:+.2f} ({2 * found[k]['pooled_std']:.2f}): "
-                                  f"{'yes' if found[k]['beats'] else '**no**'}" for k in ("vs_best", "vs_init")) + " |")
+                     f"{margin_text(found['vs_best'])} | {margin_text(found['vs_init'])} |")
     return "\n".join(lines) + f"\n\nCells passing both margins: {passed} of {len(lines) - 2}."
 
 
